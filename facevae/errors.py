@@ -1,0 +1,28 @@
+"""The project's one exception for bad input, and the CLI boundary that turns it into a one-line message."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class FaceVAEError(Exception):
+    """Bad input the user can act on. The message is one line: the file or setting, then the reason."""
+
+
+def exit_on_error(fn: Callable[..., T]) -> Callable[..., T]:
+    """Run fn; a FaceVAEError becomes `error: <message>` on stderr and exit status 2, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except FaceVAEError as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+
+    return wrapper
