@@ -21,8 +21,22 @@ def exit_on_error(fn: Callable[..., T]) -> Callable[..., T]:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except FaceVAEError as err:
-            print(f"error: {err}", file=sys.stderr)
+        except Exception as err:
+            cause = user_error(err)
+            if cause is None:
+                raise
+            print(f"error: {cause}", file=sys.stderr)
             sys.exit(2)
 
     return wrapper
+
+
+def user_error(err: BaseException | None) -> FaceVAEError | None:
+    """The FaceVAEError behind err, if any: Hydra's instantiate and Lightning wrap the exceptions they see."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, FaceVAEError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None

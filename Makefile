@@ -1,0 +1,42 @@
+# Two commands on a fresh machine: `make train` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# The CPU build of torch 2.13.0 is on this disk; installing it first keeps pip from pulling a multi-GB CUDA build.
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+ARGS ?=
+DATA_ARGS ?=
+
+.PHONY: install data train test test-slow lint bench clean-data
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+data: install
+	$(PY) -m facevae.prepare $(DATA_ARGS)
+
+train: data
+	$(PY) train.py $(ARGS)
+
+test: install
+	WANDB_MODE=disabled $(PY) -m pytest -m "not slow" -q
+
+test-slow: install
+	WANDB_MODE=disabled $(PY) -m pytest -m slow -q
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+bench: install
+	$(PY) -m facevae.bench $(ARGS)
+
+clean-data:
+	rm -rf data/cache

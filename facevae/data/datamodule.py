@@ -1,0 +1,180 @@
+"""`FaceCropDataModule`: the crop cache as train/val/test batches of uint8 images, split by blocks of time."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+
+from facevae.data import split as splitting
+from facevae.data.cache import FaceCrops, load_cache
+from facevae.data.extract import ExtractionParams, ExtractionResult, format_summary, prepare_cache
+from facevae.data.faces import CropParams, DetectorParams
+
+log = logging.getLogger(__name__)
+
+
+class CropBatches(Dataset):
+    """Whole batches by fancy indexing: one numpy gather per batch instead of a Python call per image.
+
+    Items are dicts of `image` (B x H x W x 3 uint8, channels last as stored) and `index` (B, row in the cache);
+    conversion to float happens on the training device, so host memory and transfers stay 4x smaller.
+    """
+
+    def __init__(self, crops: np.ndarray, rows: np.ndarray):
+        self.crops = crops
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, positions: list[int]) -> dict[str, torch.Tensor]:
+        rows = self.rows[np.asarray(positions)]
+        return {"image": torch.from_numpy(self.crops[rows]), "index": torch.from_numpy(rows)}
+
+
+class FaceCropDataModule(pl.LightningDataModule):
+    """Face crops of one person from a video or an image folder; the built-in demo video when `video` is None."""
+
+    def __init__(
+        self,
+        video: str | None = None,
+        demo_video: str = "data/demo/clip.mp4",
+        demo_seconds: float = 180.0,
+        cache_dir: str = "data/cache",
+        fps: float = 8.0,
+        size: int = 64,
+        crop_scale: float = 0.8,
+        crop_shift_y: float = 0.08,
+        detect_width: int = 320,
+        min_face: float = 0.12,
+        block_s: float = 30.0,
+        gap_s: float = 2.0,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        split_seed: int = 0,
+        batch_size: int = 64,
+        eval_batch_size: int = 256,
+        num_workers: int = 0,
+        progress: bool = True,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.params = ExtractionParams(
+            fps=fps,
+            size=size,
+            crop=CropParams(scale=crop_scale, shift_y=crop_shift_y),
+            detector=DetectorParams(detect_width=detect_width, min_face=min_face),
+        )
+        self.data: FaceCrops | None = None
+        self.labels: np.ndarray | None = None  # 0 train, 1 val, 2 test, -1 gap; one per crop
+        self._recorded_split: dict | None = None
+
+    # -- where the data comes from -----------------------------------------------------------------------------
+    @property
+    def source(self) -> Path:
+        return Path(self.hparams.video if self.hparams.video else self.hparams.demo_video).expanduser()
+
+    def prepare_data(self) -> None:
+        """Make the demo video and extract the cache when missing (Lightning calls this once per node)."""
+        result = self.prepare_cache()
+        verb = "reusing" if result.reused else "built"
+        log.info("%s crop cache %s (%s)", verb, result.path, format_summary(result.summary))
+
+    def prepare_cache(self) -> ExtractionResult:
+        if not self.hparams.video and not self.source.exists():
+            from facevae.data.synthetic import write_demo_video
+
+            log.info("making the built-in demo video at %s", self.source)
+            write_demo_video(self.source, seconds=self.hparams.demo_seconds)
+        return prepare_cache(self.source, self.hparams.cache_dir, self.params, progress=self.hparams.progress)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.data is not None:
+            return
+        # mmap=False: the whole cache (177 MB for a half-hour video) in memory makes each batch one gather.
+        self.data = load_cache(self.prepare_cache().path, mmap=False)
+        frames = self.data.frames["frame"].to_numpy()
+        if self._recorded_split is not None:
+            self.labels = splitting.labels_from_ranges(frames, self._recorded_split)
+        else:
+            hp = self.hparams
+            self.labels = splitting.time_block_split(
+                self.data.frames["time_s"].to_numpy(),
+                hp.block_s,
+                hp.gap_s,
+                hp.val_fraction,
+                hp.test_fraction,
+                hp.split_seed,
+            )
+        log.info("split by %g s blocks: %s", self.hparams.block_s, splitting.describe(self.labels))
+
+    # -- the split, recorded in checkpoints so evaluation reuses it ----------------------------------------------
+    def split_ranges(self) -> dict[str, list[list[int]]]:
+        return splitting.frame_ranges(self.data.frames["frame"].to_numpy(), self.labels)
+
+    def state_dict(self) -> dict:
+        if self.data is None:
+            return {}
+        return {
+            "split": self.split_ranges(),
+            "cache_key": self.data.manifest["key"],
+            "source": self.data.manifest["source"],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("split"):
+            self._recorded_split = state["split"]
+            if self.data is not None:
+                self.labels = splitting.labels_from_ranges(self.data.frames["frame"].to_numpy(), state["split"])
+
+    # -- access for callbacks and analyses -----------------------------------------------------------------------
+    def rows(self, split: str) -> np.ndarray:
+        """Cache rows of a split, in time order."""
+        return np.flatnonzero(self.labels == splitting.SPLITS.index(split))
+
+    def images(self, split: str) -> np.ndarray:
+        return self.data.crops[self.rows(split)]
+
+    @property
+    def factor_names(self) -> list[str]:
+        return self.data.factor_names if self.data is not None else []
+
+    def factors(self, split: str) -> np.ndarray | None:
+        values = self.data.factors()
+        return None if values is None else values[self.rows(split)]
+
+    # -- loaders -------------------------------------------------------------------------------------------------
+    def train_dataloader(self) -> DataLoader:
+        rows = self.rows("train")
+        # Static batch shapes: drop the ragged last batch, unless the set is smaller than one batch.
+        drop_last = len(rows) >= self.hparams.batch_size
+        sampler = BatchSampler(RandomSampler(range(len(rows))), self.hparams.batch_size, drop_last)
+        return self._loader(rows, sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        rows = self.rows(split)
+        return self._loader(
+            rows, BatchSampler(SequentialSampler(range(len(rows))), self.hparams.eval_batch_size, False)
+        )
+
+    def _loader(self, rows: np.ndarray, sampler: BatchSampler) -> DataLoader:
+        workers = self.hparams.num_workers
+        return DataLoader(
+            CropBatches(self.data.crops, rows),
+            sampler=sampler,
+            batch_size=None,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )

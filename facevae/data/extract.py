@@ -1,0 +1,228 @@
+"""Video (or image folder) -> kept frames -> tracked face -> tightened 64x64 crops -> the crop cache."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import platform
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+import facevae
+from facevae.data import cache
+from facevae.data.faces import CropParams, DetectorParams, FaceTracker, crop_square
+from facevae.data.video import is_image_folder, iter_image_frames, iter_video_frames, list_images, probe_video
+from facevae.errors import FaceVAEError
+
+log = logging.getLogger(__name__)
+
+MAX_FPS = 60.0
+SIZE_RANGE = (16, 512)
+
+
+@dataclass
+class ExtractionParams:
+    """Every parameter that changes the crops; all of them go into the cache key."""
+
+    fps: float = 8.0
+    size: int = 64
+    crop: CropParams = field(default_factory=CropParams)
+    detector: DetectorParams = field(default_factory=DetectorParams)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.fps <= MAX_FPS:
+            raise FaceVAEError(f"data.fps={self.fps}: must be > 0 and <= {MAX_FPS:g} frames per second")
+        if not (isinstance(self.size, int) and SIZE_RANGE[0] <= self.size <= SIZE_RANGE[1]):
+            raise FaceVAEError(f"data.size={self.size}: must be an integer from {SIZE_RANGE[0]} to {SIZE_RANGE[1]}")
+        if not 0.3 <= self.crop.scale <= 2.0:
+            raise FaceVAEError(f"data.crop_scale={self.crop.scale}: must be from 0.3 to 2.0 (share of the face box)")
+        self.crop = dataclasses.replace(self.crop, size=self.size)
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class ExtractionResult:
+    path: Path
+    reused: bool
+    summary: dict
+
+
+def sidecar_for(source: Path) -> Path | None:
+    """Ground-truth factors travel as `<stem>.factors.csv` beside the video (the demo video writes one)."""
+    candidate = source.with_name(source.stem + ".factors.csv") if source.is_file() else None
+    if source.is_dir():
+        candidate = source.parent / (source.name + ".factors.csv")
+    return candidate if candidate is not None and candidate.is_file() else None
+
+
+def prepare_cache(
+    source: Path | str, cache_dir: Path | str, params: ExtractionParams, progress: bool = True
+) -> ExtractionResult:
+    """Return the cache for this source and these parameters, extracting it first when there is none."""
+    source = Path(source).expanduser()
+    images = _check_source(source)
+    sidecar = sidecar_for(source)
+    key = cache.cache_key(cache.source_identity(source, images), sidecar, params.as_dict())
+    final = cache.cache_path(Path(cache_dir), source, key)
+    if cache.is_complete(final):
+        manifest = cache.load_cache(final).manifest
+        return ExtractionResult(final, True, manifest["counts"])
+    with cache.atomic_directory(final) as tmp:
+        crops, frames, summary = extract_crops(source, params, progress=progress, images=images is not None)
+        if sidecar is not None:
+            frames = _join_factors(frames, sidecar)
+        manifest = _manifest(source, key, params, summary, frames, sidecar)
+        cache.write_cache(tmp, crops, frames, manifest)
+    return ExtractionResult(final, False, summary)
+
+
+def _check_source(source: Path) -> list[Path] | None:
+    """Fail early, before any directory is made, on a source that cannot be read."""
+    if not source.exists():
+        raise FaceVAEError(f"{source}: no such file or folder")
+    if is_image_folder(source):
+        images = list_images(source)
+        if not images:
+            raise FaceVAEError(f"{source}: the folder holds no images (.jpg, .png, ...)")
+        return images
+    probe_video(source)
+    return None
+
+
+def extract_crops(
+    source: Path, params: ExtractionParams, progress: bool = True, images: bool = False
+) -> tuple[np.ndarray, pd.DataFrame, dict]:
+    """Run detection and cropping over the kept frames; returns crops, their frame table and a summary."""
+    counts: dict[str, int] = {"decoded": 0}
+    tracker = FaceTracker(params.detector)
+    frames_iter = (iter_image_frames if images else iter_video_frames)(source, params.fps, counts)
+    total = None if images else _estimated_frames(source)
+    crops, rows, kept, last_t = [], [], 0, 0.0
+    start = time.perf_counter()
+    bar = tqdm(
+        total=total,
+        unit="frame",
+        desc=f"extracting {source.name}",
+        disable=not progress,
+        dynamic_ncols=True,
+        smoothing=0.1,
+    )
+    with bar:
+        for frame in frames_iter:
+            kept += 1
+            last_t = frame.time_s
+            bar.update(counts["decoded"] - bar.n)
+            if images:
+                tracker = FaceTracker(params.detector, tracker.rejected)  # photos are independent: no track
+            box = tracker.update(frame.gray)
+            if box is None:
+                continue
+            crop, (x, y, w, h) = crop_square(frame.rgb(), box, params.crop)
+            crops.append(crop)
+            row = {"frame": frame.index, "time_s": round(frame.time_s, 6), "x": x, "y": y, "w": w, "h": h}
+            if frame.file is not None:
+                row["file"] = frame.file
+            rows.append(row)
+        bar.update(counts["decoded"] - bar.n)
+    elapsed = time.perf_counter() - start
+    summary = _summary(counts, kept, len(crops), tracker.rejected, elapsed, last_t, params.fps, images)
+    _check_complete(source, summary, images)
+    if not crops:
+        what = "images" if images else "kept frames"
+        raise FaceVAEError(f"{source}: no face found in {kept} {what} ({counts['decoded']} decoded)")
+    return np.stack(crops), pd.DataFrame(rows), summary
+
+
+def _estimated_frames(source: Path) -> int | None:
+    info = probe_video(source)
+    if math.isnan(info.duration_s) or not info.fps:
+        return None
+    return int(round(info.duration_s * info.fps))
+
+
+def _summary(
+    counts: dict, kept: int, accepted: int, rejected: Counter, elapsed: float, last_t: float, fps: float, images: bool
+) -> dict:
+    duration = 0.0 if images else last_t + 1 / fps
+    return {
+        "decoded": counts["decoded"],
+        "kept": kept,
+        "accepted": accepted,
+        "rejected": dict(sorted(rejected.items())),
+        "elapsed_s": round(elapsed, 3),
+        "duration_s": round(duration, 3),
+        "x_realtime": round(duration / elapsed, 2) if elapsed > 0 and duration else None,
+    }
+
+
+def _check_complete(source: Path, summary: dict, images: bool) -> None:
+    if images:
+        return
+    if summary["decoded"] == 0:
+        raise FaceVAEError(f"{source}: the video holds no frames (empty or truncated)")
+    stated = probe_video(source).duration_s
+    # A stream that ends well before its container's stated duration lost its tail.
+    if not math.isnan(stated) and summary["duration_s"] < 0.9 * stated - 1.0:
+        raise FaceVAEError(
+            f"{source}: the video is truncated: frames end at {summary['duration_s']:.1f} s "
+            f"of the stated {stated:.1f} s"
+        )
+
+
+def _join_factors(frames: pd.DataFrame, sidecar: Path) -> pd.DataFrame:
+    try:
+        factors = pd.read_csv(sidecar)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise FaceVAEError(f"{sidecar}: not a readable factor table ({err})") from None
+    if "frame" not in factors.columns:
+        raise FaceVAEError(f"{sidecar}: the factor table needs a `frame` column")
+    factor_cols = [c for c in factors.columns if c != "frame" and c not in frames.columns]
+    merged = frames.merge(factors[["frame", *factor_cols]], on="frame", how="left", validate="one_to_one")
+    missing = merged[factor_cols].isna().any(axis=1)
+    if missing.any():
+        first = int(merged.loc[missing, "frame"].iloc[0])
+        raise FaceVAEError(f"{sidecar}: no factor values for {int(missing.sum())} kept frames (first: {first})")
+    return merged
+
+
+def _manifest(
+    source: Path, key: str, params: ExtractionParams, summary: dict, frames: pd.DataFrame, sidecar: Path | None
+) -> dict:
+    factor_names = [c for c in frames.columns if c not in ("frame", "time_s", "x", "y", "w", "h", "file")]
+    return {
+        "source": str(source.resolve()),
+        "kind": "images" if source.is_dir() else "video",
+        "key": key,
+        "sidecar": str(sidecar.resolve()) if sidecar else None,
+        "factor_names": factor_names,
+        "params": params.as_dict(),
+        "counts": summary,
+        "versions": {
+            "facevae": facevae.__version__,
+            "opencv": cv2.__version__,
+            "av": av.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def format_summary(summary: dict) -> str:
+    rejected = ", ".join(f"{k} {v}" for k, v in summary["rejected"].items()) or "none"
+    speed = f", {summary['x_realtime']}x realtime" if summary.get("x_realtime") else ""
+    return (
+        f"frames decoded {summary['decoded']}, kept {summary['kept']}, faces accepted {summary['accepted']}, "
+        f"rejected: {rejected}; {summary['elapsed_s']:.1f} s{speed}"
+    )
