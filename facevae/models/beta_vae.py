@@ -1,0 +1,111 @@
+"""The beta-VAE of Higgins et al. 2017 ("beta-VAE: Learning Basic Visual Concepts with a Constrained
+Variational Framework", ICLR 2017), with the convolutional architecture the paper uses for CelebA (appendix).
+
+    x  3x64x64 in [0,1]
+    -> Conv 4x4/2 32 -> Conv 4x4/2 32 -> Conv 4x4/2 64 -> Conv 4x4/2 64   (ReLU after each)   64x4x4
+    -> flatten 1024 -> Linear 256 (ReLU) -> Linear 2*latent               mu, log sigma^2
+    z = mu + eps * sigma
+    -> Linear 256 (ReLU) -> Linear 1024 (ReLU) -> reshape 64x4x4
+    -> ConvT 4x4/2 64 -> ConvT 4x4/2 32 -> ConvT 4x4/2 32 -> ConvT 4x4/2 3  (ReLU between)
+    -> sigmoid                                                             x_mean 3x64x64 in [0,1]
+
+The decoder's output is the mean of a Gaussian over pixels; its standard deviation lives with the objective
+(objectives.py), not here, so the network itself is the paper's exactly: 783,235 weights at the defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from facevae.errors import FaceVAEError
+
+
+class BetaVAE(nn.Module):
+    """Convolutional encoder q(z|x) = N(mu, diag sigma^2) and decoder mean E[x|z], for square RGB images."""
+
+    def __init__(
+        self,
+        latent_dim: int = 32,
+        channels: Sequence[int] = (32, 32, 64, 64),
+        hidden: int = 256,
+        image_size: int = 64,
+        in_channels: int = 3,
+    ) -> None:
+        super().__init__()
+        channels = tuple(int(c) for c in channels)
+        if latent_dim < 1:
+            raise FaceVAEError(f"model.latent_dim={latent_dim}: the VAE needs at least one latent dimension")
+        if not channels or min(channels) < 1:
+            raise FaceVAEError(f"model.channels={list(channels)}: need one or more positive channel counts")
+        if hidden < 1:
+            raise FaceVAEError(f"model.hidden={hidden}: the fully connected layer needs at least one unit")
+        # Each conv halves the side exactly (kernel 4, stride 2, padding 1) and each transposed conv doubles
+        # it, so the decoder only lands back on image_size when the encoder never had to round.
+        factor = 2 ** len(channels)
+        if image_size < factor or image_size % factor:
+            nearest = factor * max(1, round(image_size / factor))
+            raise FaceVAEError(
+                f"model.image_size={image_size}: must be a multiple of {factor} "
+                f"(2**{len(channels)}, one halving per conv layer), e.g. {nearest}"
+            )
+
+        self.latent_dim = latent_dim
+        self.image_size = image_size
+        self.in_channels = in_channels
+        self.channels = channels
+        side = image_size // factor  # 4 at the defaults
+        self.feature_shape = (channels[-1], side, side)
+        flat = channels[-1] * side * side  # 64 * 4 * 4 = 1024 at the defaults
+
+        convs: list[nn.Module] = []
+        for c_in, c_out in zip((in_channels, *channels[:-1]), channels, strict=True):
+            convs += [nn.Conv2d(c_in, c_out, kernel_size=4, stride=2, padding=1), nn.ReLU()]
+        self.encoder = nn.Sequential(
+            *convs,
+            nn.Flatten(),
+            nn.Linear(flat, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, 2 * latent_dim),  # mu and log sigma^2, side by side
+        )
+
+        # The mirror image: channels reversed, ending on the image's channels. No ReLU after the last layer,
+        # the sigmoid puts the Gaussian's mean in the pixels' range [0, 1].
+        ups = list(reversed(channels))
+        deconvs: list[nn.Module] = []
+        for c_in, c_out in zip(ups, (*ups[1:], in_channels), strict=True):
+            deconvs += [nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1), nn.ReLU()]
+        self.decoder = nn.Sequential(
+            nn.Linear(latent_dim, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, flat),
+            nn.ReLU(),
+            nn.Unflatten(1, self.feature_shape),
+            *deconvs[:-1],
+            nn.Sigmoid(),
+        )
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Images B x C x H x W in [0,1] -> (mu, logvar), each B x latent_dim; logvar is log sigma^2."""
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        return mu, logvar
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Latents B x latent_dim -> the decoder's mean image B x C x H x W in [0,1]."""
+        return self.decoder(z)
+
+    @staticmethod
+    def reparameterize(mu: Tensor, logvar: Tensor) -> Tensor:
+        """One sample z = mu + eps * sigma, eps ~ N(0, I): differentiable in mu and logvar (Kingma & Welling).
+
+        It samples in eval mode too; use mu itself for a deterministic code.
+        """
+        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Images -> (x_mean, mu, logvar, z): the decoder mean at a posterior sample z, and the posterior."""
+        mu, logvar = self.encode(x)
+        z = self.reparameterize(mu, logvar)
+        return self.decode(z), mu, logvar, z
