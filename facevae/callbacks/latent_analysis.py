@@ -1,0 +1,75 @@
+"""The cheap analyses, logged every N validation epochs so the runs of a sweep can be compared while they train.
+
+An interpolation grid between three val frames, traversals of the highest-KL dimensions, the unsupervised
+disentanglement scores and, when the data has ground-truth factors, MIG. The expensive ones (DCI, smiles,
+expression shift, 1000 samples) stay in evaluate.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytorch_lightning as pl
+
+from facevae.analysis import disentanglement as dis
+from facevae.analysis.encoding import decode_latents, encode_images
+from facevae.analysis.interpolation import pick_corners, three_point_grid
+from facevae.analysis.traversals import traversal_latents
+from facevae.callbacks.images import _EveryNEpochs
+from facevae.callbacks.media import log_image
+from facevae.images import image_grid
+
+
+class LatentAnalysis(_EveryNEpochs):
+    def __init__(
+        self,
+        every_n_epochs: int = 5,
+        grid_size: int = 8,
+        traversal_dims: int = 8,
+        max_frames: int = 2000,
+        factor_bins: int = 20,
+    ):
+        super().__init__(every_n_epochs)
+        self.grid_size = grid_size
+        self.traversal_dims = traversal_dims
+        self.max_frames = max_frames
+        self.factor_bins = factor_bins
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self._due(trainer):
+            return
+        dm = trainer.datamodule
+        rows = dm.rows("val")
+        rows = rows[np.linspace(0, len(rows) - 1, min(len(rows), self.max_frames)).astype(int)]
+        mu, logvar = encode_images(pl_module, dm.data.crops[rows])
+        metrics = {f"val/{k}": v for k, v in dis.unsupervised_scores(mu, self.factor_bins).items()}
+        factors = dm.factors("val")
+        if factors is not None:
+            subset = factors[np.searchsorted(dm.rows("val"), rows)]
+            metrics["val/mig"] = dis.mig(mu, dis.discretize(subset, self.factor_bins), self.factor_bins)
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=trainer.global_step)
+        self._log_grids(trainer, pl_module, mu, logvar)
+
+    def _log_grids(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, mu: np.ndarray, logvar: np.ndarray
+    ) -> None:
+        corners = mu[pick_corners(mu, seed=0)]
+        grid = decode_latents(pl_module, three_point_grid(*corners, n=self.grid_size))
+        log_image(
+            trainer,
+            "val/interpolation",
+            image_grid(grid, ncols=self.grid_size),
+            caption=f"epoch {trainer.current_epoch}: between three val frames (corners top-left, top-right, "
+            "bottom-left)",
+        )
+        kl = 0.5 * (mu**2 + np.exp(logvar) - 1 - logvar).mean(axis=0)
+        dims = np.argsort(kl)[::-1][: self.traversal_dims]
+        values = np.linspace(-3, 3, 9)
+        base = mu[np.argmin(np.linalg.norm(mu - mu.mean(0), axis=1))]
+        images = decode_latents(pl_module, traversal_latents(base, dims, values))
+        log_image(
+            trainer,
+            "val/traversals",
+            image_grid(images, ncols=len(values)),
+            caption=f"epoch {trainer.current_epoch}: rows = dims {list(map(int, dims))} by KL, columns = value -3..3",
+        )

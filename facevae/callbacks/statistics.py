@@ -1,0 +1,59 @@
+"""Statistics logged beside the loss: KL per latent dimension as a chart, and the mean-face PSNR baseline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytorch_lightning as pl
+
+from facevae.callbacks.images import _EveryNEpochs
+from facevae.callbacks.media import figure_to_array, log_image
+
+
+class KLPerDimChart(_EveryNEpochs):
+    """A bar chart of the last validation epoch's KL per latent dimension, sorted: how many units are in use."""
+
+    @staticmethod
+    def chart(kl: np.ndarray, epoch: int) -> np.ndarray:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        order = np.argsort(kl)[::-1]
+        fig, ax = plt.subplots(figsize=(8, 3), dpi=80)
+        ax.bar(range(len(kl)), kl[order], color="tab:blue")
+        ax.set_xticks(range(len(kl)), [str(i) for i in order], fontsize=7)
+        ax.set_xlabel("latent dimension (sorted by KL)")
+        ax.set_ylabel("KL (nats per image)")
+        ax.set_title(f"KL(q(z|x) || N(0,1)) per dimension on val, epoch {epoch}")
+        fig.tight_layout()
+        return figure_to_array(fig)
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        kl = getattr(pl_module, "last_val_kl_per_dim", None)
+        if kl is None or not self._due(trainer):
+            return
+        log_image(trainer, "val/kl_per_dim", self.chart(kl.numpy(), trainer.current_epoch))
+
+
+def mean_face_psnr(train: np.ndarray, val: np.ndarray) -> float:
+    """PSNR (data_range 1) of the mean training face as the reconstruction of every val face.
+
+    The trivial baseline a model has to beat. Computed as torchmetrics' PSNR is, from the MSE over all pixels.
+    """
+    mean = train.astype(np.float64).mean(axis=0) / 255.0
+    mse = np.mean((val.astype(np.float64) / 255.0 - mean) ** 2)
+    return float(10 * np.log10(1.0 / mse))
+
+
+class MeanFaceBaseline(pl.Callback):
+    """Logs `val/psnr_mean_face` at the start so each run's val/psnr has its trivial baseline beside it."""
+
+    def __init__(self) -> None:
+        self.psnr: float | None = None
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        dm = trainer.datamodule
+        self.psnr = mean_face_psnr(dm.images("train"), dm.images("val"))
+        for logger in trainer.loggers:
+            logger.log_metrics({"val/psnr_mean_face": self.psnr}, step=0)

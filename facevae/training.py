@@ -1,0 +1,108 @@
+"""Training from a composed Hydra config: instantiate data, model, callbacks, loggers and trainer, then fit."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+
+from facevae.callbacks import CheckpointMetadata, MeanFaceBaseline
+from facevae.errors import FaceVAEError
+
+log = logging.getLogger(__name__)
+
+
+def instantiate_group(group: DictConfig | None) -> list:
+    """Each entry of a config group that names a `_target_` becomes one object (callbacks, loggers)."""
+    if not group:
+        return []
+    return [hydra.utils.instantiate(c) for c in group.values() if isinstance(c, DictConfig) and "_target_" in c]
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit (and test) as the config says; returns the final metrics, the value a sweeper optimises among them."""
+    # Everything that can be wrong with the config fails here, before any data is extracted.
+    datamodule = hydra.utils.instantiate(cfg.data)
+    model = hydra.utils.instantiate(cfg.model)
+    pl.seed_everything(cfg.seed, workers=True)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    callbacks = instantiate_group(cfg.get("callbacks")) + [CheckpointMetadata(resolved)]
+    loggers = instantiate_group(cfg.get("logger"))
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for logger in loggers:
+        logger.log_hyperparams(resolved)
+
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path and not Path(ckpt_path).is_file():
+        raise FaceVAEError(f"ckpt_path={ckpt_path}: no such checkpoint to resume from")
+    try:
+        metrics = _fit_and_test(cfg, trainer, model, datamodule, ckpt_path)
+    except BaseException:
+        _finish_loggers(loggers, exit_code=1)  # the W&B run is marked failed; a sweep goes on to its next job
+        raise
+    baseline = next((c.psnr for c in callbacks if isinstance(c, MeanFaceBaseline)), None)
+    if baseline is not None:
+        metrics["val/psnr_mean_face"] = baseline
+    if trainer.is_global_zero:
+        _report(trainer, metrics, _best_checkpoint(trainer))
+    _finish_loggers(loggers)
+    return metrics
+
+
+def _fit_and_test(
+    cfg: DictConfig,
+    trainer: pl.Trainer,
+    model: pl.LightningModule,
+    datamodule: pl.LightningDataModule,
+    ckpt_path: str | None,
+) -> dict[str, float]:
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    best = _best_checkpoint(trainer)
+    if cfg.get("test") and best:
+        test_metrics = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
+        metrics.update({k: float(v) for k, v in (test_metrics[0] if test_metrics else {}).items()})
+    return metrics
+
+
+def _best_checkpoint(trainer: pl.Trainer) -> str | None:
+    ckpt = trainer.checkpoint_callback
+    if ckpt is None:
+        return None
+    return ckpt.best_model_path or ckpt.last_model_path or None
+
+
+def _report(trainer: pl.Trainer, metrics: dict[str, float], best: str | None) -> None:
+    """The closing lines `make train` promises: results, where things are, and what to run next."""
+    lines = ["", "training finished"]
+    if "val/psnr" in metrics:
+        base = metrics.get("val/psnr_mean_face")
+        beside = f" (mean training face: {base:.2f} dB)" if base is not None else ""
+        lines.append(
+            f"  val PSNR {metrics['val/psnr']:.2f} dB{beside}, val loss {metrics.get('val/loss', float('nan')):.1f}"
+        )
+    if "test/psnr" in metrics:
+        lines.append(f"  test PSNR {metrics['test/psnr']:.2f} dB, SSIM {metrics.get('test/ssim', float('nan')):.3f}")
+    lines.append(f"  run directory: {trainer.default_root_dir}")
+    if best:
+        lines.append(f"  best checkpoint: {best}")
+    for logger in trainer.loggers:
+        if isinstance(logger, pl.loggers.WandbLogger) and logger.experiment is not None:
+            run_dir = getattr(logger.experiment, "dir", None)
+            if run_dir:
+                lines.append(f"  W&B run ({os.environ.get('WANDB_MODE', 'offline')}): {Path(run_dir).parent}")
+                lines.append(f"    sync it later with: wandb sync {Path(run_dir).parent}")
+    if best:
+        lines.append(f"  evaluate it: python evaluate.py ckpt_path={best}")
+    print("\n".join(lines))
+
+
+def _finish_loggers(loggers: list, exit_code: int = 0) -> None:
+    """Close each W&B run here, so every job of a multirun gets its own run instead of continuing the last one."""
+    for logger in loggers:
+        if isinstance(logger, pl.loggers.WandbLogger) and logger._experiment is not None:
+            logger.experiment.finish(exit_code=exit_code)
