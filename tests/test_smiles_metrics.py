@@ -152,3 +152,11 @@ def test_blockwise_auc_refuses_what_it_cannot_measure():
         blockwise_auc(v["z"], only_one_smile_block, v["blocks"])
     with pytest.raises(ValueError, match="2 time blocks"):
         block_folds(np.zeros(len(v["z"])), v["labels"])
+
+
+def test_blockwise_auc_copes_with_more_folds_than_the_blocks_fill():
+    rng = np.random.default_rng(0)
+    blocks = np.repeat(np.arange(6), 10)
+    labels = np.tile(np.r_[np.ones(3), np.zeros(7)], 6).astype(int)
+    z = rng.standard_normal((60, 4)) + labels[:, None] * 3.0
+    assert blockwise_auc(z, labels, blocks, n_folds=5) > 0.9

@@ -1,0 +1,24 @@
+"""python evaluate.py ckpt_path=PATH [smiles=PATH] [output_dir=DIR]: the seed's experiments on one checkpoint.
+
+Writes metrics.json, latents.npz and PNG figures into the output directory and logs them to W&B beside the
+training run. See the README's "Evaluate" section for what each number and figure means.
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from facevae.errors import exit_on_error
+from facevae.evaluation import evaluate, summary_lines
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+@exit_on_error
+def main(cfg: DictConfig) -> None:
+    metrics, out_dir = evaluate(cfg)
+    print("\n".join(["", f"evaluated {metrics['checkpoint']}", *summary_lines(metrics), str(out_dir)]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Opening a checkpoint written by train.py: the model, its config, and the data split it was trained on."""
+
+from __future__ import annotations
+
+import importlib
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+
+from facevae.callbacks.checkpoint_metadata import CHECKPOINT_KEY
+from facevae.data.datamodule import FaceCropDataModule
+from facevae.errors import FaceVAEError
+
+
+@dataclass
+class TrainedRun:
+    path: Path
+    model: pl.LightningModule
+    config: dict
+    meta: dict  # what CheckpointMetadata stored: config, split, cache key, source, W&B run
+
+    @property
+    def run_dir(self) -> Path:
+        """The Hydra run directory of the training run (checkpoints live in its `checkpoints/`)."""
+        return self.path.parent.parent if self.path.parent.name == "checkpoints" else self.path.parent
+
+
+def read_checkpoint(path: Path | str) -> dict:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FaceVAEError(f"{path}: no such checkpoint")
+    try:
+        # weights_only=False: our own checkpoints carry plain dicts of config beside the tensors.
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as err:
+        raise FaceVAEError(f"{path}: not a readable checkpoint ({type(err).__name__}: {str(err)[:80]})") from None
+    if not isinstance(ckpt, dict) or CHECKPOINT_KEY not in ckpt or "state_dict" not in ckpt:
+        raise FaceVAEError(f"{path}: not a facevae checkpoint (no config and data split inside; train.py writes them)")
+    return ckpt
+
+
+def load_run(path: Path | str, device: str | torch.device = "cpu") -> TrainedRun:
+    """The trained model in eval mode on `device`, with the resolved config and metadata from training."""
+    path = Path(path).expanduser()
+    ckpt = read_checkpoint(path)
+    meta = ckpt[CHECKPOINT_KEY]
+    module_name, _, class_name = meta["model_class"].rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+        model = cls.load_from_checkpoint(path, map_location=device)
+    except (ImportError, AttributeError, KeyError, TypeError, RuntimeError) as err:
+        raise FaceVAEError(f"{path}: the model inside cannot be rebuilt ({type(err).__name__}: {err})") from None
+    model.eval()
+    return TrainedRun(path, model, meta["config"], meta)
+
+
+def datamodule_for(run: TrainedRun, overrides: dict | None = None) -> FaceCropDataModule:
+    """The training data module with the training split; `overrides` (e.g. video, cache_dir) point it elsewhere.
+
+    The crops must be the ones the model was trained on: same source content and extraction parameters, which
+    the cache key encodes. A mismatch is an error rather than a silently different test set.
+    """
+    data_cfg = {k: v for k, v in run.config["data"].items() if k != "_target_"}
+    data_cfg.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    data_cfg["progress"] = False
+    try:
+        dm = FaceCropDataModule(**data_cfg)
+    except TypeError as err:
+        raise FaceVAEError(f"{run.path}: its data config does not fit this version of facevae ({err})") from None
+    dm.load_state_dict({"split": run.meta["split"]})
+    dm.setup("test")
+    key = dm.data.manifest["key"]
+    if key != run.meta["cache_key"]:
+        raise FaceVAEError(
+            f"{dm.source}: the data no longer matches the checkpoint {run.path.name} (crop cache {key}, trained on "
+            f"{run.meta['cache_key']}): the video or the extraction parameters changed"
+        )
+    return dm

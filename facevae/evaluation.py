@@ -1,0 +1,317 @@
+"""evaluate.py's work: the seed's experiments on one checkpoint, written to an output directory and W&B.
+
+Sections, each a module of `facevae.analysis`: reconstruction on the test blocks, three-point interpolation,
+prior samples (mode collapse and memorisation), traversals, where smiles sit, the expression shift, and
+disentanglement. Everything is written into a temporary directory that replaces the output directory at the end,
+so a failed evaluation leaves the previous results (or nothing) rather than half of a new set.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from facevae.analysis import disentanglement as dis
+from facevae.analysis.checkpoint import TrainedRun, datamodule_for, load_run
+from facevae.analysis.encoding import decode_latents, encode_images
+from facevae.analysis.reconstruction import reconstruction_figure, reconstruction_metrics
+from facevae.data.cache import atomic_directory
+from facevae.data.datamodule import FaceCropDataModule
+from facevae.data.split import block_ids
+from facevae.errors import FaceVAEError
+
+log = logging.getLogger(__name__)
+
+FIGURES = (
+    "reconstruction.png",
+    "interpolation.png",
+    "samples.png",
+    "traversals.png",
+    "smiles_latent.png",
+    "expression_shift.png",
+)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
+    """Run every analysis on cfg.ckpt_path; returns the metrics and the output directory."""
+    start = time.perf_counter()
+    run = load_run(cfg.ckpt_path, pick_device(cfg.device))
+    data_overrides = OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else {}
+    dm = datamodule_for(run, data_overrides)
+    smiles = _smile_crops(cfg, run) if cfg.get("smiles") else None
+    out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else run.run_dir / "evaluation" / run.path.stem
+    with _replacing(out_dir) as tmp:
+        metrics, latents = analyse(run, dm, cfg, tmp, smiles)
+        metrics["elapsed_s"] = round(time.perf_counter() - start, 1)
+        np.savez_compressed(tmp / "latents.npz", **latents)
+        (tmp / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2, sort_keys=True) + "\n")
+    _log_to_wandb(cfg, run, metrics, out_dir)
+    return metrics, out_dir
+
+
+def analyse(
+    run: TrainedRun, dm: FaceCropDataModule, cfg: DictConfig, out: Path, smiles: np.ndarray | None
+) -> tuple[dict, dict]:
+    from facevae.analysis import interpolation, samples, traversals
+
+    model, seed = run.model, int(cfg.seed)
+    test, train = dm.images("test"), dm.images("train")
+    metrics: dict = {"checkpoint": str(run.path), "n_test": len(test), "n_train": len(train)}
+
+    log.info("reconstruction on %d test frames", len(test))
+    recon = reconstruction_metrics(model, test, seed=seed)
+    reconstruction_figure(model, test, recon, out / "reconstruction.png")
+    metrics.update({k: v for k, v in recon.items() if not k.endswith("_per_frame")})
+
+    mu, logvar = encode_images(model, dm.data.crops)
+    test_rows = dm.rows("test")
+
+    log.info("three-point interpolation")
+    corners = interpolation.pick_corners(mu[test_rows], seed)
+    prior = np.random.default_rng(seed).standard_normal((3, mu.shape[1])).astype(np.float32)
+    metrics.update(
+        interpolation.interpolation_figure(
+            model, mu[test_rows][corners], prior, test[corners], path=out / "interpolation.png"
+        )
+    )
+
+    log.info("%d prior samples: diversity, nearest training neighbours, face detection", cfg.n_samples)
+    _, sampled = samples.prior_samples(model, cfg.n_samples, seed)
+    recon_test = decode_latents(model, mu[test_rows])
+    stats = samples.sample_statistics(sampled, test, train, heldout_recon=recon_test)
+    metrics.update(stats)
+    shown = sampled[:16]
+    nn_dist, nn_rows = samples.nearest_training_crops(shown, train)
+    samples.samples_figure(
+        shown,
+        train[nn_rows],
+        out / "samples.png",
+        nn_distances=nn_dist,
+        reference_distance=stats["heldout_nn_train_distance"],
+    )
+
+    log.info("latent traversals")
+    base = mu[test_rows][np.argmin(np.linalg.norm(mu[test_rows] - mu[test_rows].mean(0), axis=1))]
+    metrics.update(traversals.traversal_figure(model, base, np.asarray(recon["kl_per_dim"]), out / "traversals.png"))
+
+    metrics.update(_smiles_and_shift(run, dm, cfg, out, mu, smiles))
+    metrics.update(_disentanglement(dm, mu, cfg))
+    latents = {"mu": mu, "logvar": logvar, "frame": dm.data.frames["frame"].to_numpy(), "split": dm.labels}
+    if dm.data.factors() is not None:
+        latents["factor_labels"] = dis.discretize(dm.data.factors(), cfg.factor_bins)
+        latents["factor_names"] = np.array(dm.factor_names)
+        latents["factors"] = dm.data.factors()
+    return metrics, latents
+
+
+def _smiles_and_shift(
+    run: TrainedRun, dm: FaceCropDataModule, cfg: DictConfig, out: Path, mu: np.ndarray, smiles: np.ndarray | None
+) -> dict:
+    """The seed's grouping test and expression shift, from a `smiles=` set or the data's own smile factor."""
+    from facevae.analysis import smile_analysis as sa
+
+    held = np.concatenate([dm.rows("val"), dm.rows("test")])
+    times = dm.data.frames["time_s"].to_numpy()
+    blocks = block_ids(times, dm.hparams.block_s)
+    names = dm.factor_names
+    factors = dm.data.factors()
+    if smiles is not None:
+        mu_smile, _ = encode_images(run.model, smiles)
+        other = held
+        # The smile set's own blocks of time, numbered after the video's so no block is on both sides of a fold.
+        blocks_smile = sa.disjoint_blocks(
+            np.arange(len(smiles)) // max(1, int(dm.hparams.fps * dm.hparams.block_s)), blocks
+        )
+        smile_images = smiles
+    elif "smile" in names:
+        labels = sa.smile_labels_from_factor(factors[:, names.index("smile")], cfg.smile_threshold)
+        smiling, other = held[labels[held] == 1], held[labels[held] == 0]
+        mu_smile, blocks_smile, smile_images = mu[smiling], blocks[smiling], dm.data.crops[smiling]
+    else:
+        log.info("no smiles: pass smiles=PATH (a video or photo folder of smiling faces) for the smile analyses")
+        return {}
+    if len(mu_smile) < 5 or len(other) < 5:
+        log.warning("too few smiling (%d) or other (%d) frames for the smile analyses", len(mu_smile), len(other))
+        return {"n_smile": len(mu_smile), "n_other": len(other)}
+    log.info("smiles: %d smiling against %d held-out others", len(mu_smile), len(other))
+    result = sa.smile_grouping(mu_smile, mu[other], blocks_smile, blocks[other], seed=int(cfg.seed))
+    result["smile_source"] = str(cfg.smiles) if smiles is not None else f"smile factor > {cfg.smile_threshold}"
+    scores = factors[other, names.index("smile")] if "smile" in names else None
+    result.update(
+        sa.smiles_latent_figure(mu_smile, mu[other], out / "smiles_latent.png", smile_scores=scores, seed=int(cfg.seed))
+    )
+    result.update(_expression_shift(run, dm, cfg, out, mu, mu_smile, other, smile_images, blocks, blocks_smile))
+    return result
+
+
+def _expression_shift(run, dm, cfg, out, mu, mu_smile, other, smile_images, blocks, blocks_smile) -> dict:
+    from facevae.analysis import expression_shift as shift
+    from facevae.analysis.smiles import smile_direction
+
+    names, factors = dm.factor_names, dm.data.factors()
+    train = dm.rows("train")
+    z = np.concatenate([mu_smile, mu[other]])
+    labels = np.concatenate([np.ones(len(mu_smile), int), np.zeros(len(other), int)])
+    normal, centroid_smile, centroid_other = smile_direction(z, labels)
+    if "smile" in names:
+        # A regressor fitted on real training crops scores how much any image smiles, decoded ones included.
+        scorer = shift.fit_smile_regressor(dm.data.crops[train], factors[train, names.index("smile")], blocks[train])
+        rest = [n for n in names if n != "smile"]
+        columns = [names.index(n) for n in rest]
+        others = shift.fit_factor_regressors(dm.data.crops[train], factors[train][:, columns], rest, blocks[train])
+    else:
+        images = np.concatenate([smile_images, dm.data.crops[train]])
+        fit_blocks = np.r_[blocks_smile, blocks[train]]
+        scorer = shift.fit_smile_classifier(images, np.r_[np.ones(len(smile_images)), np.zeros(len(train))], fit_blocks)
+        others = None
+    rng = np.random.default_rng(int(cfg.seed))
+    starts = np.sort(rng.choice(other, size=min(cfg.shift_frames, len(other)), replace=False))
+    result = shift.expression_shift(
+        run.model,
+        dm.data.crops[starts],
+        mu[starts],
+        centroid_smile,
+        normal,
+        scorer,
+        other_regressors=others,
+        centroid_other=centroid_other,
+        images_smile=smile_images,
+    )
+    shift.expression_shift_figure(result, dm.data.crops[starts], out / "expression_shift.png")
+    result["smile_scorer_heldout_score"] = scorer.heldout_score
+    return {k: v for k, v in result.items() if k.startswith(("shift_", "smile_score", "smile_scorer"))}
+
+
+def _disentanglement(dm: FaceCropDataModule, mu: np.ndarray, cfg: DictConfig) -> dict:
+    """Supervised scores against the sidecar factors when there are any; the unsupervised ones always.
+
+    They use every frame in time order (a representation's disentanglement is a property of the data it encodes,
+    not of held-out generalisation); SAP and DCI fit on the first 80% and score on the last 20% of that order.
+    """
+    log.info("disentanglement over %d frames", len(mu))
+    scores = dis.unsupervised_scores(mu, cfg.factor_bins)
+    factors = dm.data.factors()
+    if factors is not None:
+        order = np.argsort(dm.data.frames["time_s"].to_numpy(), kind="stable")
+        labels = dis.discretize(factors[order], cfg.factor_bins)
+        details = dis.mig_details(mu[order], labels, cfg.factor_bins)
+        d = dis.dci(mu[order], labels, bins=cfg.factor_bins)
+        scores.update(
+            {
+                "mig": float(details["mig"]),
+                "mig_per_factor": dict(zip(dm.factor_names, map(float, details["per_factor"]), strict=True)),
+                "sap": float(dis.sap(mu[order], factors[order], continuous=True)),
+                "dci_disentanglement": float(d["disentanglement"]),
+                "dci_completeness": float(d["completeness"]),
+                "dci_informativeness": float(d["informativeness"]),
+                "factor_bins": int(cfg.factor_bins),
+            }
+        )
+    return scores
+
+
+def _smile_crops(cfg: DictConfig, run: TrainedRun) -> np.ndarray:
+    """Crops of the `smiles=` video or photo folder, through the same extraction as the training data."""
+    from facevae.data.extract import prepare_cache
+
+    dm = FaceCropDataModule(**{k: v for k, v in run.config["data"].items() if k != "_target_"} | {"progress": False})
+    cache_dir = cfg.data.get("cache_dir") or dm.hparams.cache_dir
+    result = prepare_cache(Path(cfg.smiles), cache_dir, dm.params, progress=False)
+    from facevae.data.cache import load_cache
+
+    return np.asarray(load_cache(result.path).crops)
+
+
+class _replacing:
+    """Write into a temporary directory; on success it takes the place of `final` (an older result included)."""
+
+    def __init__(self, final: Path):
+        self.final = final
+        self._inner = atomic_directory(final.with_name(final.name + ".new"))
+
+    def __enter__(self) -> Path:
+        return self._inner.__enter__()
+
+    def __exit__(self, *exc) -> bool:
+        done = self._inner.__exit__(*exc)
+        if exc[0] is None:
+            if self.final.exists():
+                shutil.rmtree(self.final)
+            os.replace(self.final.with_name(self.final.name + ".new"), self.final)
+        return done
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _log_to_wandb(cfg: DictConfig, run: TrainedRun, metrics: dict, out_dir: Path) -> None:
+    """An evaluation run in the training run's project and group, named after it, with every number and figure."""
+    if not cfg.wandb or os.environ.get("WANDB_MODE") == "disabled":
+        return
+    import wandb
+
+    train_run = run.meta.get("wandb") or {}
+    eval_run = wandb.init(
+        project=train_run.get("project") or "facevae",
+        group=train_run.get("group") or train_run.get("id"),
+        name=f"eval-{train_run.get('name') or run.path.stem}",
+        job_type="evaluation",
+        dir=str(out_dir),
+        mode=os.environ.get("WANDB_MODE", "offline"),
+        config={"ckpt_path": str(run.path), "train_run_id": train_run.get("id"), "train_config": run.config},
+    )
+    scalars = {f"eval/{k}": v for k, v in _jsonable(metrics).items() if isinstance(v, int | float)}
+    images = {f"eval/{name[:-4]}": wandb.Image(str(out_dir / name)) for name in FIGURES if (out_dir / name).exists()}
+    eval_run.log({**scalars, **images})
+    eval_run.summary.update(scalars)
+    eval_run.finish()
+
+
+def summary_lines(metrics: dict) -> list[str]:
+    keys = [
+        "psnr",
+        "ssim",
+        "neg_elbo",
+        "kl",
+        "active_units",
+        "sample_face_rate",
+        "smile_silhouette",
+        "smile_auc",
+        "shift_smile_gain",
+        "mig",
+        "sap",
+        "dci_disentanglement",
+        "dci_completeness",
+        "dci_informativeness",
+    ]
+    return [f"  {k:22s} {metrics[k]:.4g}" for k in keys if isinstance(metrics.get(k), int | float)]
+
+
+def check_output_dir(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise FaceVAEError(f"output_dir={path}: exists and is not a directory")

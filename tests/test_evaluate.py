@@ -1,0 +1,166 @@
+"""evaluate.py end to end on a tiny trained checkpoint, and its refusals of bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_train_cfg
+from hydra import compose, initialize_config_dir
+
+from facevae import training
+from facevae.errors import user_error
+from facevae.evaluation import FIGURES, evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+REQUIRED = [
+    "psnr",
+    "ssim",
+    "neg_elbo",
+    "kl",
+    "active_units",
+    "sample_face_rate",
+    "smile_silhouette",
+    "smile_auc",
+    "shift_smile_gain",
+    "mig",
+    "sap",
+    "dci_disentanglement",
+    "dci_completeness",
+    "dci_informativeness",
+]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A model trained briefly on a 30 s demo clip whose held-out blocks hold both smiles and other faces."""
+    from facevae.data.synthetic import write_demo_video
+
+    tmp = tmp_path_factory.mktemp("evaltrain")
+    clip = write_demo_video(tmp / "clip30.mp4", seconds=30, seed=0)
+    cfg = make_train_cfg(
+        tmp,
+        clip,
+        "trainer.max_epochs=3",
+        "test=false",
+        "data.batch_size=16",
+        "data.block_s=2",
+        "data.val_fraction=0.2",
+        "data.test_fraction=0.2",
+    )
+    training.train(cfg)
+    return tmp / "run" / "checkpoints" / "last.ckpt"
+
+
+def eval_cfg(*overrides: str):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("evaluate", overrides=["wandb=false", "n_samples=1000", "shift_frames=8", *overrides])
+
+
+@pytest.fixture(scope="module")
+def evaluated(checkpoint, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval") / "out"
+    metrics, out_dir = evaluate(eval_cfg(f"ckpt_path={checkpoint}", f"output_dir={out}"))
+    return metrics, out_dir
+
+
+def test_evaluation_writes_every_file(evaluated):
+    _, out = evaluated
+    assert {"metrics.json", "latents.npz", *FIGURES} <= {p.name for p in out.iterdir()}
+
+
+def test_metrics_json_has_every_required_key_as_a_number(evaluated):
+    _, out = evaluated
+    metrics = json.loads((out / "metrics.json").read_text())
+    missing = [k for k in REQUIRED if not isinstance(metrics.get(k), int | float)]
+    assert not missing
+    assert 0 < metrics["psnr"] < 60 and -1 <= metrics["ssim"] <= 1
+    assert 0 <= metrics["sample_face_rate"] <= 1 and 0 <= metrics["smile_auc"] <= 1
+    assert metrics["factor_bins"] == 20
+
+
+def test_latents_npz_holds_codes_frames_and_factor_labels(evaluated, checkpoint):
+    _, out = evaluated
+    latents = np.load(out / "latents.npz")
+    n = len(latents["frame"])
+    assert latents["mu"].shape == (n, 32) and latents["logvar"].shape == (n, 32)
+    assert latents["factor_labels"].shape == (n, 9) and latents["factor_labels"].dtype.kind == "i"
+    assert list(latents["factor_names"])[:2] == ["smile", "brow"]
+
+
+def test_a_smiles_set_from_a_video_is_used_instead_of_the_factor(checkpoint, tmp_path):
+    from facevae.data.synthetic import write_demo_video
+
+    smiles = write_demo_video(tmp_path / "smiles" / "smiling.mp4", seconds=4, smiling=True, seed=5)
+    metrics, _ = evaluate(
+        eval_cfg(
+            f"ckpt_path={checkpoint}",
+            f"output_dir={tmp_path / 'out'}",
+            f"smiles={smiles}",
+            f"data.cache_dir={tmp_path / 'cache'}",
+        )
+    )
+    assert metrics["n_smile"] >= 25 and "smile_auc" in metrics
+
+
+def _refused(cfg_overrides: list[str], out: Path) -> str:
+    with pytest.raises(Exception) as err:
+        evaluate(eval_cfg(*cfg_overrides, f"output_dir={out}"))
+    cause = user_error(err.value)
+    assert cause is not None, err.value
+    assert not out.exists()
+    return str(cause)
+
+
+def test_a_missing_checkpoint_is_refused(tmp_path):
+    assert "no such checkpoint" in _refused([f"ckpt_path={tmp_path / 'none.ckpt'}"], tmp_path / "out")
+
+
+def test_a_corrupt_checkpoint_is_refused(tmp_path, checkpoint):
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(checkpoint.read_bytes()[:5000])
+    assert "not a readable checkpoint" in _refused([f"ckpt_path={bad}"], tmp_path / "out")
+
+
+def test_a_foreign_checkpoint_is_refused(tmp_path):
+    foreign = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "epoch": 3}, foreign)
+    assert "not a facevae checkpoint" in _refused([f"ckpt_path={foreign}"], tmp_path / "out")
+
+
+def test_data_that_no_longer_matches_the_checkpoint_is_refused(tmp_path, checkpoint, demo_clip):
+    message = _refused(
+        [f"ckpt_path={checkpoint}", f"data.video={demo_clip}", f"data.cache_dir={tmp_path / 'c'}"], tmp_path / "out"
+    )
+    assert "no longer matches" in message
+
+
+def test_a_smiles_path_without_a_face_is_refused(tmp_path, checkpoint):
+    from test_extract import _write_blank_video
+
+    blank = _write_blank_video(tmp_path / "blank.mp4")
+    message = _refused(
+        [f"ckpt_path={checkpoint}", f"smiles={blank}", f"data.cache_dir={tmp_path / 'c'}"], tmp_path / "out"
+    )
+    assert "no face found" in message and str(blank) in message
+
+
+def test_the_command_line_prints_the_output_dir_last_and_fails_in_one_line(checkpoint, tmp_path):
+    def run(*args: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "WANDB_MODE": "offline"}
+        command = [sys.executable, str(ROOT / "evaluate.py"), *args]
+        return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+
+    bad = run(f"ckpt_path={tmp_path / 'x.ckpt'}")
+    assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "no such checkpoint" in bad.stderr
+    ok = run(f"ckpt_path={checkpoint}", f"output_dir={tmp_path / 'cli'}", "n_samples=1000", "shift_frames=8")
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert Path(ok.stdout.strip().splitlines()[-1]) == tmp_path / "cli"
+    assert list((tmp_path / "cli").glob("wandb/offline-run-*"))  # logged beside the training run, offline

@@ -1,0 +1,171 @@
+"""Tests for facevae.analysis.expression_shift: path geometry, the mouth mask, pixel scorers, and the shift on a
+toy decoder whose only smile is a mouth that brightens with z[0]."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from facevae.analysis.expression_shift import (
+    expression_shift,
+    expression_shift_figure,
+    fit_factor_regressors,
+    fit_smile_classifier,
+    fit_smile_regressor,
+    mouth_mask,
+    normal_step_length,
+    pixel_features,
+    shift_paths,
+)
+
+SIZE = 64
+D = 4
+MOUTH = mouth_mask(SIZE)
+
+
+class MouthDecoder(nn.Module):
+    """A stand-in VAE: the decoder paints a grey face whose mouth region brightens with z[0]; the encoder reads
+    the mouth's brightness back into z[0]. Nothing outside the mouth depends on z."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unused = nn.Parameter(torch.zeros(1))  # encode_images asks the parameters for the device
+        self.mask = torch.from_numpy(MOUTH)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        mouth = torch.sigmoid(z[:, 0])[:, None, None, None]  # brightness in (0, 1)
+        images = torch.full((len(z), 3, SIZE, SIZE), 0.4)
+        return torch.where(self.mask, mouth.expand(-1, 3, SIZE, SIZE), images)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        brightness = x[:, :, self.mask].mean(dim=(1, 2)).clamp(1e-3, 1 - 1e-3)
+        mu = torch.zeros(len(x), D)
+        mu[:, 0] = torch.logit(brightness)
+        return mu, torch.zeros_like(mu)
+
+
+def mouth_brightness(images: np.ndarray) -> np.ndarray:
+    """The toy smile scorer: mean brightness of the mouth region, 0-1."""
+    return images[:, MOUTH].astype(np.float64).mean(axis=(1, 2)) / 255.0
+
+
+def outside_brightness(images: np.ndarray) -> np.ndarray:
+    return images[:, ~MOUTH].astype(np.float64).mean(axis=(1, 2)) / 255.0
+
+
+def test_centroid_paths_start_at_z_and_end_at_the_centroid():
+    rng = np.random.default_rng(0)
+    z, centroid = rng.normal(size=(5, D)), rng.normal(size=D)
+    steps = np.linspace(0, 1, 5)
+    paths = shift_paths(z, steps=steps, target=centroid)
+    assert paths.shape == (5, 5, D)
+    np.testing.assert_allclose(paths[:, 0], z)
+    np.testing.assert_allclose(paths[:, -1], np.broadcast_to(centroid, (5, D)))
+    np.testing.assert_allclose(paths[:, 2], (z + centroid) / 2)
+
+
+def test_normal_paths_move_along_the_normal_only():
+    rng = np.random.default_rng(1)
+    z, direction = rng.normal(size=(4, D)), rng.normal(size=D) * 3.0
+    unit = direction / np.linalg.norm(direction)
+    paths = shift_paths(z, steps=np.linspace(0, 1, 3), direction=direction, length=2.5)
+    moves = paths - z[:, None, :]
+    # Every displacement is a multiple of the unit normal: nothing orthogonal to it changes.
+    np.testing.assert_allclose(moves - (moves @ unit)[..., None] * unit, 0.0, atol=1e-12)
+    np.testing.assert_allclose(moves @ unit, np.broadcast_to([0.0, 1.25, 2.5], (4, 3)))
+    with pytest.raises(ValueError, match="exactly one"):
+        shift_paths(z, steps=np.linspace(0, 1, 3))
+    with pytest.raises(ValueError, match="exactly one"):
+        shift_paths(z, steps=np.linspace(0, 1, 3), target=z[0], direction=direction)
+
+
+def test_normal_step_length_is_the_centroid_gap_along_the_normal():
+    assert normal_step_length(np.array([0.0, 2.0]), np.array([5.0, 3.0]), np.array([1.0, -1.0])) == pytest.approx(4.0)
+
+
+def test_mouth_mask_covers_the_lower_middle():
+    mask = mouth_mask(SIZE)
+    rows, cols = np.nonzero(mask)
+    assert not mask[: SIZE // 2].any()  # nothing in the top half: eyes and brows stay outside
+    assert not mask[:, :4].any() and not mask[:, -4:].any()  # nor at the crop's sides
+    assert rows.mean() > 0.65 * SIZE and abs(cols.mean() - (SIZE - 1) / 2) < 1
+    assert 0.2 < mask.mean() < 0.45
+    assert mouth_mask(32).shape == (32, 32)
+
+
+def _mouth_images(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Grey noisy faces whose mouth brightness follows `values` in [-1, 1]."""
+    images = np.clip(0.4 + 0.05 * rng.normal(size=(len(values), SIZE, SIZE, 1)), 0, 1).repeat(3, axis=-1)
+    images[:, MOUTH] = (0.5 + 0.3 * values)[:, None, None]
+    return (images * 255).astype(np.uint8)
+
+
+def test_pixel_scorers_fit_a_planted_smile():
+    rng = np.random.default_rng(2)
+    smile = rng.uniform(-1, 1, 160)
+    images = _mouth_images(smile, rng)
+    assert pixel_features(images).shape == (160, 32 * 32)
+    regressor = fit_smile_regressor(images, smile)
+    assert regressor.kind == "regressor" and regressor.heldout_score > 0.9
+    assert np.corrcoef(regressor(images), smile)[0, 1] > 0.95
+    classifier = fit_smile_classifier(images, (smile > 0).astype(int), blocks=np.arange(160) // 16)
+    assert classifier.heldout_score > 0.9
+    p = classifier(images)
+    assert p.min() >= 0 and p.max() <= 1 and p[smile > 0.5].mean() > p[smile < -0.5].mean() + 0.5
+    factors = np.stack([smile, rng.normal(size=160)], axis=1)
+    regressors = fit_factor_regressors(images, factors, ["smile", "noise"])
+    assert set(regressors) == {"smile", "noise"}
+    assert regressors["smile"].heldout_score > 0.9 and regressors["noise"].heldout_score < 0.2
+
+
+def test_shift_toward_brighter_mouth_gains_smile_and_leaves_the_rest(tmp_path):
+    model = MouthDecoder()
+    rng = np.random.default_rng(3)
+    mu_start = rng.normal(size=(6, D)) * 0.3 + np.array([-2.0, 0, 0, 0])
+    images_start = np.stack([_mouth_images(np.array([-0.6]), rng)[0] for _ in range(6)])
+    centroid_smile = np.array([2.0, 0.5, -0.5, 0.0])
+    normal = np.array([1.0, 0.1, 0.0, 0.0])
+    result = expression_shift(
+        model,
+        images_start,
+        mu_start,
+        centroid_smile,
+        normal,
+        mouth_brightness,
+        other_regressors={"outside": outside_brightness},
+        centroid_other=np.array([-2.0, 0, 0, 0]),
+        images_smile=_mouth_images(np.full(5, 0.8), rng),
+    )
+    metrics = {k: v for k, v in result.items() if k.startswith(("shift_", "smile_score"))}
+    json.dumps(metrics)  # what evaluate.py writes to metrics.json must serialise as it is
+    assert metrics["shift_smile_gain"] > 0.5 and metrics["shift_smile_gain_normal"] > 0.5
+    assert metrics["shift_outside_mouth_change"] < 1e-3 and metrics["shift_outside_mouth_change_normal"] < 1e-3
+    assert metrics["shift_mouth_change"] > 0.5
+    assert metrics["shift_other_factor_change"]["outside"] < 1e-3
+    assert metrics["shift_normal_length"] == pytest.approx(4.05 / np.linalg.norm(normal))
+    for kind in ("centroid", "normal"):
+        assert result[kind]["images"].shape == (6, 7, SIZE, SIZE, 3)
+        assert np.all(np.diff(result[kind]["smile_score"]) > 0)  # brighter at every step
+    assert result["smile_score_smiling"] == pytest.approx(0.74, abs=0.02)
+
+    path = expression_shift_figure(result, images_start, tmp_path / "expression_shift.png", n_rows=4)
+    assert path.stat().st_size > 10_000
+
+
+def test_expression_shift_runs_on_the_real_model(tmp_path):
+    from facevae.models.lit_beta_vae import BetaVAEModule
+
+    torch.manual_seed(0)
+    model = BetaVAEModule(latent_dim=8)
+    rng = np.random.default_rng(4)
+    images = rng.integers(0, 256, size=(3, SIZE, SIZE, 3), dtype=np.uint8)
+    result = expression_shift(
+        model, images, rng.normal(size=(3, 8)), np.ones(8), np.eye(8)[0], mouth_brightness, steps=np.linspace(0, 1, 3)
+    )
+    assert result["centroid"]["images"].shape == (3, 3, SIZE, SIZE, 3)
+    assert result["smile_score_smiling"] is None
+    expression_shift_figure(result, images, tmp_path / "shift.png")
