@@ -28,7 +28,7 @@ import pandas as pd
 
 from facevae.errors import FaceVAEError
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: counts gained frames and skipped
 _HEAD_TAIL_BYTES = 1 << 20
 
 

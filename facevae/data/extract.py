@@ -6,10 +6,14 @@ import dataclasses
 import logging
 import math
 import platform
+import queue
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import av
 import cv2
@@ -24,6 +28,8 @@ from facevae.data.video import is_image_folder, iter_image_frames, iter_video_fr
 from facevae.errors import FaceVAEError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 MAX_FPS = 60.0
 SIZE_RANGE = (16, 512)
@@ -104,9 +110,10 @@ def extract_crops(
     source: Path, params: ExtractionParams, progress: bool = True, images: bool = False
 ) -> tuple[np.ndarray, pd.DataFrame, dict]:
     """Run detection and cropping over the kept frames; returns crops, their frame table and a summary."""
-    counts: dict[str, int] = {"decoded": 0}
+    counts: dict[str, int] = {"decoded": 0, "skipped": 0}
     tracker = FaceTracker(params.detector)
-    frames_iter = (iter_image_frames if images else iter_video_frames)(source, params.fps, counts)
+    # Decoding runs in a thread ahead of detection: both release the GIL, so on two cores they overlap.
+    frames_iter = prefetch((iter_image_frames if images else iter_video_frames)(source, params.fps, counts))
     total = None if images else _estimated_frames(source)
     crops, rows, kept, last_t = [], [], 0, 0.0
     start = time.perf_counter()
@@ -122,7 +129,7 @@ def extract_crops(
         for frame in frames_iter:
             kept += 1
             last_t = frame.time_s
-            bar.update(counts["decoded"] - bar.n)
+            bar.update(_frames_read(counts) - bar.n)
             if images:
                 tracker = FaceTracker(params.detector, tracker.rejected)  # photos are independent: no track
             box = tracker.update(frame.gray)
@@ -134,14 +141,57 @@ def extract_crops(
             if frame.file is not None:
                 row["file"] = frame.file
             rows.append(row)
-        bar.update(counts["decoded"] - bar.n)
+        bar.update(_frames_read(counts) - bar.n)
     elapsed = time.perf_counter() - start
     summary = _summary(counts, kept, len(crops), tracker.rejected, elapsed, last_t, params.fps, images)
     _check_complete(source, summary, images)
     if not crops:
         what = "images" if images else "kept frames"
-        raise FaceVAEError(f"{source}: no face found in {kept} {what} ({counts['decoded']} decoded)")
+        raise FaceVAEError(f"{source}: no face found in {kept} {what} ({_frames_read(counts)} read)")
     return np.stack(crops), pd.DataFrame(rows), summary
+
+
+def prefetch(items: Iterator[T], depth: int = 32) -> Iterator[T]:
+    """Yield what `items` yields, produced by a background thread up to `depth` items ahead.
+
+    An exception in the producer is raised here, in the consumer; a consumer that stops early stops the producer.
+    """
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                buffer.put((item, None))
+            buffer.put((done, None))
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            buffer.put((done, err))
+
+    worker = threading.Thread(target=produce, daemon=True, name="facevae-decode")
+    worker.start()
+    try:
+        while True:
+            item, err = buffer.get()
+            if err is not None:
+                raise err
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                buffer.get_nowait()
+            except queue.Empty:
+                worker.join(0.05)
+
+
+def _frames_read(counts: dict[str, int]) -> int:
+    """Every frame of the source passed over: decoded, or skipped as neither kept nor needed by another frame."""
+    return counts["decoded"] + counts.get("skipped", 0)
 
 
 def _estimated_frames(source: Path) -> int | None:
@@ -156,7 +206,9 @@ def _summary(
 ) -> dict:
     duration = 0.0 if images else last_t + 1 / fps
     return {
+        "frames": _frames_read(counts),
         "decoded": counts["decoded"],
+        "skipped": counts.get("skipped", 0),
         "kept": kept,
         "accepted": accepted,
         "rejected": dict(sorted(rejected.items())),
@@ -169,7 +221,7 @@ def _summary(
 def _check_complete(source: Path, summary: dict, images: bool) -> None:
     if images:
         return
-    if summary["decoded"] == 0:
+    if summary["frames"] == 0:
         raise FaceVAEError(f"{source}: the video holds no frames (empty or truncated)")
     stated = probe_video(source).duration_s
     # A stream that ends well before its container's stated duration lost its tail.
@@ -223,6 +275,7 @@ def format_summary(summary: dict) -> str:
     rejected = ", ".join(f"{k} {v}" for k, v in summary["rejected"].items()) or "none"
     speed = f", {summary['x_realtime']}x realtime" if summary.get("x_realtime") else ""
     return (
-        f"frames decoded {summary['decoded']}, kept {summary['kept']}, faces accepted {summary['accepted']}, "
+        f"frames read {summary['frames']} ({summary['skipped']} not decoded: neither kept nor referenced), "
+        f"kept {summary['kept']}, faces accepted {summary['accepted']}, "
         f"rejected: {rejected}; {summary['elapsed_s']:.1f} s{speed}"
     )
