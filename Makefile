@@ -36,7 +36,8 @@ lint: install
 	$(PY) -m ruff format --check .
 
 bench: install
-	$(PY) -m facevae.bench $(ARGS)
+	$(PY) -m facevae.bench extraction
+	$(PY) -m facevae.bench train
 
 clean-data:
 	rm -rf data/cache
