@@ -124,22 +124,24 @@ def _smiles_and_shift(
     """The seed's grouping test and expression shift, from a `smiles=` set or the data's own smile factor."""
     from facevae.analysis import smile_analysis as sa
 
-    held = np.concatenate([dm.rows("val"), dm.rows("test")])
-    times = dm.data.frames["time_s"].to_numpy()
-    blocks = block_ids(times, dm.hparams.block_s)
-    names = dm.factor_names
-    factors = dm.data.factors()
+    held = np.sort(np.concatenate([dm.rows("val"), dm.rows("test")]))
+    # Held-out frames alone are two 30 s blocks of the 3-minute demo: too few blocks of time for a blockwise AUC.
+    # By default the grouping uses every frame, with the probe still trained and tested on different blocks.
+    pool = held if cfg.smile_frames == "heldout" else np.flatnonzero(dm.labels >= 0)
+    blocks = block_ids(dm.data.frames["time_s"].to_numpy(), cfg.smile_block_s)
+    names, factors = dm.factor_names, dm.data.factors()
+    labels = None
+    if "smile" in names:
+        labels = sa.smile_labels_from_factor(factors[:, names.index("smile")], cfg.smile_threshold)
     if smiles is not None:
         mu_smile, _ = encode_images(run.model, smiles)
-        other = held
+        other = pool if labels is None else pool[labels[pool] == 0]
         # The smile set's own blocks of time, numbered after the video's so no block is on both sides of a fold.
-        blocks_smile = sa.disjoint_blocks(
-            np.arange(len(smiles)) // max(1, int(dm.hparams.fps * dm.hparams.block_s)), blocks
-        )
+        per_block = max(1, int(dm.hparams.fps * cfg.smile_block_s))
+        blocks_smile = sa.disjoint_blocks(np.arange(len(smiles)) // per_block, blocks)
         smile_images = smiles
-    elif "smile" in names:
-        labels = sa.smile_labels_from_factor(factors[:, names.index("smile")], cfg.smile_threshold)
-        smiling, other = held[labels[held] == 1], held[labels[held] == 0]
+    elif labels is not None:
+        smiling, other = pool[labels[pool] == 1], pool[labels[pool] == 0]
         mu_smile, blocks_smile, smile_images = mu[smiling], blocks[smiling], dm.data.crops[smiling]
     else:
         log.info("no smiles: pass smiles=PATH (a video or photo folder of smiling faces) for the smile analyses")
@@ -147,18 +149,22 @@ def _smiles_and_shift(
     if len(mu_smile) < 5 or len(other) < 5:
         log.warning("too few smiling (%d) or other (%d) frames for the smile analyses", len(mu_smile), len(other))
         return {"n_smile": len(mu_smile), "n_other": len(other)}
-    log.info("smiles: %d smiling against %d held-out others", len(mu_smile), len(other))
+    log.info("smiles: %d smiling against %d others (%s frames)", len(mu_smile), len(other), cfg.smile_frames)
     result = sa.smile_grouping(mu_smile, mu[other], blocks_smile, blocks[other], seed=int(cfg.seed))
     result["smile_source"] = str(cfg.smiles) if smiles is not None else f"smile factor > {cfg.smile_threshold}"
     scores = factors[other, names.index("smile")] if "smile" in names else None
     result.update(
         sa.smiles_latent_figure(mu_smile, mu[other], out / "smiles_latent.png", smile_scores=scores, seed=int(cfg.seed))
     )
-    result.update(_expression_shift(run, dm, cfg, out, mu, mu_smile, other, smile_images, blocks, blocks_smile))
+    starts = np.intersect1d(other, held)  # the shift moves faces the model never trained on
+    if len(starts) == 0:
+        log.warning("no held-out non-smiling frame to shift toward a smile")
+        return result
+    result.update(_expression_shift(run, dm, cfg, out, mu, mu_smile, other, starts, smile_images, blocks, blocks_smile))
     return result
 
 
-def _expression_shift(run, dm, cfg, out, mu, mu_smile, other, smile_images, blocks, blocks_smile) -> dict:
+def _expression_shift(run, dm, cfg, out, mu, mu_smile, other, starts, smile_images, blocks, blocks_smile) -> dict:
     from facevae.analysis import expression_shift as shift
     from facevae.analysis.smiles import smile_direction
 
@@ -179,7 +185,7 @@ def _expression_shift(run, dm, cfg, out, mu, mu_smile, other, smile_images, bloc
         scorer = shift.fit_smile_classifier(images, np.r_[np.ones(len(smile_images)), np.zeros(len(train))], fit_blocks)
         others = None
     rng = np.random.default_rng(int(cfg.seed))
-    starts = np.sort(rng.choice(other, size=min(cfg.shift_frames, len(other)), replace=False))
+    starts = np.sort(rng.choice(starts, size=min(cfg.shift_frames, len(starts)), replace=False))
     result = shift.expression_shift(
         run.model,
         dm.data.crops[starts],

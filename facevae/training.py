@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import hydra
@@ -14,6 +15,11 @@ from facevae.callbacks import CheckpointMetadata, MeanFaceBaseline
 from facevae.errors import FaceVAEError
 
 log = logging.getLogger(__name__)
+
+# Known, harmless notices that would otherwise greet every run: the module's uint8->float hook is meant to win over
+# the datamodule's, and a deprecation inside Lightning's own pytree helper.
+warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
+warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
 
 
 def instantiate_group(group: DictConfig | None) -> list:

@@ -28,6 +28,7 @@ def make_train_cfg(tmp_path: Path, clip: Path | None, *overrides: str):
                 "data.batch_size=8",
                 "data.progress=false",
                 "trainer.max_epochs=1",
+                "trainer.check_val_every_n_epoch=1",
                 "trainer.accelerator=cpu",
                 "trainer.enable_progress_bar=false",
                 "trainer.enable_model_summary=false",
