@@ -338,7 +338,7 @@ def main(argv: list[str] | None = None) -> None:
     train = sections.add_parser("train", help="images/s of train.py's loop against a bare loop and a DataLoader")
     train.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 1024])
     train.add_argument("--steps", type=int, default=20, help="timed steps of the bare and DataLoader loops")
-    train.add_argument("--epochs", type=int, default=4, help="epochs of the train.py loop on the demo data")
+    train.add_argument("--epochs", type=int, default=10, help="epochs of the train.py loop on the demo data")
     train.set_defaults(run=bench_train)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

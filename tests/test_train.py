@@ -99,7 +99,14 @@ def test_resuming_continues_the_step_counter(trained, tmp_path, long_clip):
 
 def test_offline_wandb_run_holds_the_logged_keys_and_config(tmp_path, demo_clip, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
-    cfg = make_cfg(tmp_path, demo_clip, "logger=wandb", "test=false", "trainer.log_every_n_steps=1")
+    cfg = make_cfg(
+        tmp_path,
+        demo_clip,
+        "logger=wandb",
+        "test=false",
+        "trainer.log_every_n_steps=1",
+        "callbacks.latent_analysis.every_n_epochs=1",
+    )
     training.train(cfg)
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
@@ -114,6 +121,11 @@ def test_offline_wandb_run_holds_the_logged_keys_and_config(tmp_path, demo_clip,
         "val/ssim",
         "val/kl_dim/00",
         "val/reconstructions/_type",
+        "val/interpolation/_type",
+        "val/traversals/_type",
+        "val/kl_per_dim/_type",
+        "val/gaussian_total_correlation",
+        "val/mig",
         "val/prior_samples/_type",
     }
     assert logged <= run["history_keys"]
