@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -28,3 +30,14 @@ def image_grid(images: torch.Tensor | np.ndarray, ncols: int, pad: int = 2, fill
         y, x = pad + r * (h + pad), pad + col * (w + pad)
         grid[y : y + h, x : x + w] = image
     return grid
+
+
+def save_figure(fig, path, **savefig_kwargs) -> Path:
+    """Write a matplotlib figure to `path` (its folder made if needed) and close it, freeing its memory."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, **savefig_kwargs)
+    plt.close(fig)
+    return path

@@ -31,7 +31,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from facevae.analysis.encoding import decode_latents, encode_images
-from facevae.images import image_grid
+from facevae.images import image_grid, save_figure
 
 DEFAULT_STEPS = np.linspace(0.0, 1.0, 7)
 FEATURE_SIZE = 32  # pixel models see 32x32 grayscale: enough for the mouth's shape, few enough weights to fit
@@ -451,8 +451,5 @@ def expression_shift_figure(result: dict, inputs: np.ndarray, path: str | Path, 
         f"elsewhere {result['shift_outside_mouth_change_normal']:.3f}",
         fontsize=12,
     )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    path = save_figure(fig, path, dpi=100)
     return path

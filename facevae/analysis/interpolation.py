@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from facevae.analysis.encoding import decode_latents
-from facevae.images import image_grid
+from facevae.images import image_grid, save_figure
 
 # Below this sine of the angle between two codes, slerp's 1/sin(omega) blows up rounding errors: use lerp.
 SLERP_EPS = 1e-6
@@ -302,8 +302,5 @@ def interpolation_figure(
         "face in every cell, changing gradually; collapse: the same face everywhere; a hole: a sudden jump or a smear",
         fontsize=10,
     )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150, bbox_inches="tight")
-    plt.close(fig)
+    path = save_figure(fig, path, dpi=150, bbox_inches="tight")
     return stats

@@ -7,7 +7,7 @@ import torch
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 from facevae.analysis.latent_stats import active_units, psnr
-from facevae.images import image_grid, to_uint8_hwc
+from facevae.images import image_grid, save_figure, to_uint8_hwc
 from facevae.models.lit_beta_vae import to_float_images
 from facevae.models.objectives import gaussian_nll, kl_divergence
 
@@ -93,5 +93,4 @@ def reconstruction_figure(model, images: np.ndarray, metrics: dict, path, n: int
     ax.set_axis_off()
     ax.set_title("worst / median / best test frames by PSNR: each input row above its reconstruction")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)

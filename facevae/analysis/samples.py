@@ -29,7 +29,7 @@ import numpy as np
 from facevae.analysis.encoding import decode_latents
 from facevae.analysis.latent_stats import mean_pairwise_distance, nearest_neighbours
 from facevae.data.faces import Box, CropParams, crop_square, load_cascade
-from facevae.images import image_grid
+from facevae.images import image_grid, save_figure
 
 # Face detection on crops. A crop is 0.8 of the Haar box (CropParams.scale), so the face overfills it and no
 # detection window fits around it; the crop is therefore enlarged and given a border of repeated edge pixels, 30%
@@ -258,8 +258,5 @@ def samples_figure(
         "d = pixel L2 on 0-1 values; twins, or d far below the held-out reference, mean replayed frames" + reference,
         fontsize=10,
     )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150, bbox_inches="tight")
-    plt.close(fig)
+    path = save_figure(fig, path, dpi=150, bbox_inches="tight")
     return path

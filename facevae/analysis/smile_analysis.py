@@ -18,6 +18,7 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
 from facevae.analysis.smiles import blockwise_auc, knn_purity, smile_silhouette
+from facevae.images import save_figure
 
 log = logging.getLogger(__name__)
 
@@ -205,10 +206,7 @@ def smiles_latent_figure(
         "apart from the dots and the two centroids (crosses) are far apart" + (f"\n{note}" if note else ""),
         fontsize=12,
     )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    path = save_figure(fig, path, dpi=110)
     return {
         "path": str(path),
         "pca_explained_variance": [float(r) for r in ratio],

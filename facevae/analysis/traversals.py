@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from facevae.analysis.encoding import decode_latents
-from facevae.images import image_grid
+from facevae.images import image_grid, save_figure
 from facevae.models.lit_beta_vae import ACTIVE_KL_NATS
 
 DEFAULT_VALUES = np.linspace(-3.0, 3.0, 9)  # +-3 prior standard deviations: 99.7% of the prior's mass
@@ -115,10 +115,7 @@ def traversal_figure(
         "each row sweeps one latent; Δpixel = mean |change| of a 0-1 pixel between neighbouring columns",
         fontsize=10,
     )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150, bbox_inches="tight")
-    plt.close(fig)
+    path = save_figure(fig, path, dpi=150, bbox_inches="tight")
     return {
         "order": [int(d) for d in order],
         "traversal_pixel_change": [float(c) for c in change],
