@@ -59,6 +59,12 @@ def test_seed_paper_experiment_is_the_seeds_setup(tmp_path):
     cfg = make_cfg(tmp_path, None, "experiment=seed_paper")
     assert (cfg.data.fps, cfg.data.size, cfg.model.latent_dim, cfg.model.lr) == (8, 64, 32, 1e-4)
     assert cfg.model.channels == [32, 32, 64, 64] and cfg.model.hidden == 256
+    assert "seed_paper" in cfg.tags
+
+
+def test_an_experiment_overrides_top_level_keys(tmp_path):
+    cfg = make_cfg(tmp_path, None, "experiment=smoke")
+    assert cfg.test is False and cfg.tags == ["smoke"]
 
 
 def test_fast_dev_run_trains_on_a_tiny_clip(tmp_path, demo_clip):
