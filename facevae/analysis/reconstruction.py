@@ -90,7 +90,12 @@ def reconstruction_figure(model, images: np.ndarray, metrics: dict, path, n: int
     for r in range(3):
         rows += [to_uint8_hwc(images[picks[r * n : (r + 1) * n]]), recon[r * n : (r + 1) * n]]
     ax.imshow(image_grid(np.concatenate(rows), ncols=n))
-    ax.set_axis_off()
+    side = images.shape[1] + 2  # image_grid's tile plus its 2-pixel gap
+    names = [f"{kind} {what}" for kind in ("worst", "median", "best") for what in ("input", "reconstruction")]
+    ax.set_yticks([2 + side * r + side / 2 for r in range(6)], names)
+    ax.set_xticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
     ax.set_title("worst / median / best test frames by PSNR: each input row above its reconstruction")
     fig.tight_layout()
     save_figure(fig, path)
