@@ -23,10 +23,10 @@ from facevae.analysis import disentanglement as dis
 from facevae.analysis.checkpoint import TrainedRun, datamodule_for, load_run
 from facevae.analysis.encoding import decode_latents, encode_images
 from facevae.analysis.reconstruction import reconstruction_figure, reconstruction_metrics
-from facevae.data.cache import atomic_directory
+from facevae.data.cache import atomic_directory, load_cache
 from facevae.data.datamodule import FaceCropDataModule
+from facevae.data.extract import prepare_cache
 from facevae.data.split import block_ids
-from facevae.errors import FaceVAEError
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
     run = load_run(cfg.ckpt_path, pick_device(cfg.device))
     data_overrides = OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else {}
     dm = datamodule_for(run, data_overrides)
-    smiles = _smile_crops(cfg, run) if cfg.get("smiles") else None
+    smiles = _smile_crops(cfg, dm) if cfg.get("smiles") else None
     out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else run.run_dir / "evaluation" / run.path.stem
     with _replacing(out_dir) as tmp:
         metrics, latents = analyse(run, dm, cfg, tmp, smiles)
@@ -105,7 +105,7 @@ def analyse(
     )
 
     log.info("latent traversals")
-    base = mu[test_rows][np.argmin(np.linalg.norm(mu[test_rows] - mu[test_rows].mean(0), axis=1))]
+    base = traversals.central_code(mu[test_rows])
     metrics.update(traversals.traversal_figure(model, base, np.asarray(recon["kl_per_dim"]), out / "traversals.png"))
 
     metrics.update(_smiles_and_shift(run, dm, cfg, out, mu, smiles))
@@ -230,15 +230,9 @@ def _disentanglement(dm: FaceCropDataModule, mu: np.ndarray, cfg: DictConfig) ->
     return scores
 
 
-def _smile_crops(cfg: DictConfig, run: TrainedRun) -> np.ndarray:
-    """Crops of the `smiles=` video or photo folder, through the same extraction as the training data."""
-    from facevae.data.extract import prepare_cache
-
-    dm = FaceCropDataModule(**{k: v for k, v in run.config["data"].items() if k != "_target_"} | {"progress": False})
-    cache_dir = cfg.data.get("cache_dir") or dm.hparams.cache_dir
-    result = prepare_cache(Path(cfg.smiles), cache_dir, dm.params, progress=False)
-    from facevae.data.cache import load_cache
-
+def _smile_crops(cfg: DictConfig, dm: FaceCropDataModule) -> np.ndarray:
+    """Crops of the `smiles=` video or photo folder, through the same extraction (and cache) as the training data."""
+    result = prepare_cache(Path(cfg.smiles), dm.hparams.cache_dir, dm.params, progress=False)
     return np.asarray(load_cache(result.path).crops)
 
 
@@ -316,8 +310,3 @@ def summary_lines(metrics: dict) -> list[str]:
         "dci_informativeness",
     ]
     return [f"  {k:22s} {metrics[k]:.4g}" for k in keys if isinstance(metrics.get(k), int | float)]
-
-
-def check_output_dir(path: Path) -> None:
-    if path.exists() and not path.is_dir():
-        raise FaceVAEError(f"output_dir={path}: exists and is not a directory")

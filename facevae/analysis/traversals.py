@@ -23,6 +23,11 @@ DEFAULT_VALUES = np.linspace(-3.0, 3.0, 9)  # +-3 prior standard deviations: 99.
 PAD = 2  # pixels between tiles, as image_grid lays them out
 
 
+def central_code(mu: np.ndarray) -> np.ndarray:
+    """The encoded frame nearest the mean code: a typical face, and a real one, to traverse from."""
+    return mu[np.argmin(np.linalg.norm(mu - mu.mean(axis=0), axis=1))]
+
+
 def traversal_latents(base_z: np.ndarray, dims: Sequence[int], values: np.ndarray) -> np.ndarray:
     """Codes equal to base_z except in one dimension, set to each value in turn -> (len(dims) * len(values)) x D.
 

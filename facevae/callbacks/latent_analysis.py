@@ -13,7 +13,8 @@ import pytorch_lightning as pl
 from facevae.analysis import disentanglement as dis
 from facevae.analysis.encoding import decode_latents, encode_images
 from facevae.analysis.interpolation import pick_corners, three_point_grid
-from facevae.analysis.traversals import traversal_latents
+from facevae.analysis.latent_stats import kl_per_dim
+from facevae.analysis.traversals import central_code, traversal_latents
 from facevae.callbacks.images import _EveryNEpochs
 from facevae.callbacks.media import log_image
 from facevae.images import image_grid
@@ -62,10 +63,10 @@ class LatentAnalysis(_EveryNEpochs):
             caption=f"epoch {trainer.current_epoch}: between three val frames (corners top-left, top-right, "
             "bottom-left)",
         )
-        kl = 0.5 * (mu**2 + np.exp(logvar) - 1 - logvar).mean(axis=0)
+        kl = kl_per_dim(mu, logvar)
         dims = np.argsort(kl)[::-1][: self.traversal_dims]
         values = np.linspace(-3, 3, 9)
-        base = mu[np.argmin(np.linalg.norm(mu - mu.mean(0), axis=1))]
+        base = central_code(mu)
         images = decode_latents(pl_module, traversal_latents(base, dims, values))
         log_image(
             trainer,

@@ -24,7 +24,14 @@ from tqdm import tqdm
 import facevae
 from facevae.data import cache
 from facevae.data.faces import CropParams, DetectorParams, FaceTracker, crop_square
-from facevae.data.video import is_image_folder, iter_image_frames, iter_video_frames, list_images, probe_video
+from facevae.data.video import (
+    VideoInfo,
+    is_image_folder,
+    iter_image_frames,
+    iter_video_frames,
+    list_images,
+    probe_video,
+)
 from facevae.errors import FaceVAEError
 
 log = logging.getLogger(__name__)
@@ -114,7 +121,8 @@ def extract_crops(
     tracker = FaceTracker(params.detector)
     # Decoding runs in a thread ahead of detection: both release the GIL, so on two cores they overlap.
     frames_iter = prefetch((iter_image_frames if images else iter_video_frames)(source, params.fps, counts))
-    total = None if images else _estimated_frames(source)
+    info = None if images else probe_video(source)  # read once: the bar's total and the truncation check use it
+    total = None if info is None else _estimated_frames(info)
     crops, rows, kept, last_t = [], [], 0, 0.0
     start = time.perf_counter()
     bar = tqdm(
@@ -144,7 +152,7 @@ def extract_crops(
         bar.update(_frames_read(counts) - bar.n)
     elapsed = time.perf_counter() - start
     summary = _summary(counts, kept, len(crops), tracker.rejected, elapsed, last_t, params.fps, images)
-    _check_complete(source, summary, images)
+    _check_complete(source, summary, info)
     if not crops:
         what = "images" if images else "kept frames"
         raise FaceVAEError(f"{source}: no face found in {kept} {what} ({_frames_read(counts)} read)")
@@ -194,8 +202,7 @@ def _frames_read(counts: dict[str, int]) -> int:
     return counts["decoded"] + counts.get("skipped", 0)
 
 
-def _estimated_frames(source: Path) -> int | None:
-    info = probe_video(source)
+def _estimated_frames(info: VideoInfo) -> int | None:
     if math.isnan(info.duration_s) or not info.fps:
         return None
     return int(round(info.duration_s * info.fps))
@@ -218,12 +225,13 @@ def _summary(
     }
 
 
-def _check_complete(source: Path, summary: dict, images: bool) -> None:
-    if images:
+def _check_complete(source: Path, summary: dict, info: VideoInfo | None) -> None:
+    """A video (info is None for image folders) must yield frames up to about its container's stated duration."""
+    if info is None:
         return
     if summary["frames"] == 0:
         raise FaceVAEError(f"{source}: the video holds no frames (empty or truncated)")
-    stated = probe_video(source).duration_s
+    stated = info.duration_s
     # A stream that ends well before its container's stated duration lost its tail.
     if not math.isnan(stated) and summary["duration_s"] < 0.9 * stated - 1.0:
         raise FaceVAEError(
