@@ -146,7 +146,7 @@ def smiles_latent_figure(
     of the embedded points, since t-SNE maps no centroid). `note` adds a line to the title, e.g. how the smiles
     were chosen ("smiling: smile factor > 0.5").
 
-    Returns {"path", "pca_explained_variance": [PC1, PC2] shares, "pca_explained_variance_total",
+    Returns {"pca_explained_variance": [PC1, PC2] shares, "pca_explained_variance_total",
     "tsne_points": how many codes the t-SNE embedded}.
     """
     import matplotlib
@@ -206,9 +206,8 @@ def smiles_latent_figure(
         "apart from the dots and the two centroids (crosses) are far apart" + (f"\n{note}" if note else ""),
         fontsize=12,
     )
-    path = save_figure(fig, path, dpi=110)
+    save_figure(fig, path, dpi=110)
     return {
-        "path": str(path),
         "pca_explained_variance": [float(r) for r in ratio],
         "pca_explained_variance_total": float(ratio.sum()),
         "tsne_points": len(sub),
