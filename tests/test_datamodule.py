@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from facevae.data.datamodule import FaceCropDataModule
+from facevae.data.datamodule import EpochBatches, FaceCropDataModule
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +35,31 @@ def test_batches_stay_uint8_channels_last_until_the_device(datamodule):
 def test_training_batches_have_a_static_shape(datamodule):
     sizes = {len(b["image"]) for b in datamodule.train_dataloader()}
     assert sizes == {8}
+
+
+def test_data_parallel_processes_take_disjoint_equal_shares_of_one_permutation():
+    ranks = [list(EpochBatches(100, 8, seed=3, rank=r, world_size=2)) for r in range(2)]
+    assert len(ranks[0]) == len(ranks[1]) == len(EpochBatches(100, 8, seed=3, world_size=2)) == 6
+    seen = [i for batches in ranks for batch in batches for i in batch]
+    assert len(seen) == len(set(seen)) == 96  # 12 whole batches, no example twice, the ragged 4 dropped
+    assert all(len(batch) == 8 for batches in ranks for batch in batches)
+
+
+def test_each_epoch_draws_a_new_permutation_that_depends_only_on_seed_and_epoch():
+    sampler = EpochBatches(100, 10, seed=1)
+    first = list(sampler)
+    sampler.set_epoch(1)
+    assert list(sampler) != first
+    again = EpochBatches(100, 10, seed=1)
+    again.set_epoch(1)
+    torch.manual_seed(123)  # the global RNG, which callbacks draw from, plays no part
+    assert list(again) == list(sampler)
+    assert list(EpochBatches(100, 10, seed=2)) != first
+
+
+def test_a_set_smaller_than_a_batch_per_process_is_trained_on_whole_by_each():
+    assert list(EpochBatches(5, 8, seed=0, rank=1, world_size=2)) == list(EpochBatches(5, 8, seed=0, world_size=2))
+    assert sorted(next(iter(EpochBatches(5, 8, seed=0, rank=1, world_size=2)))) == list(range(5))
 
 
 def test_every_crop_is_in_one_split_or_dropped_in_a_gap(datamodule):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
 from facevae.data import split as splitting
 from facevae.data.cache import FaceCrops, load_cache
@@ -35,6 +35,38 @@ class CropBatches(Dataset):
     def __getitem__(self, positions: list[int]) -> dict[str, torch.Tensor]:
         rows = self.rows[np.asarray(positions)]
         return {"image": torch.from_numpy(self.crops[rows]), "index": torch.from_numpy(rows)}
+
+
+class EpochBatches(Sampler):
+    """Training batches from one permutation per epoch, the same on every process; each process takes its share.
+
+    The permutation is seeded by (seed, epoch) alone, never by the global RNG, which callbacks on rank zero also
+    draw from: so data-parallel processes agree on it and take disjoint batches, and a resumed run continues with
+    the permutations it would have seen. Every process gets the same number of batches, as DDP requires.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+        # Static batch shapes: drop the ragged last batch, unless the set is smaller than one batch.
+        self.drop_last = n >= batch_size * world_size
+
+    def set_epoch(self, epoch: int) -> None:  # Lightning calls this before each training epoch
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        batches = self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+        return max(1, batches // self.world_size) if self.drop_last else batches
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(self.n, generator=generator).tolist()
+        batches = [order[i : i + self.batch_size] for i in range(0, self.n, self.batch_size)]
+        if not self.drop_last:  # a set smaller than a batch per process: every process trains on all of it
+            return iter(batches)
+        batches = batches[: len(self) * self.world_size]  # whole batches, the same count for every process
+        return iter(batches[self.rank :: self.world_size])
 
 
 class FaceCropDataModule(pl.LightningDataModule):
@@ -151,9 +183,10 @@ class FaceCropDataModule(pl.LightningDataModule):
     # -- loaders -------------------------------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
         rows = self.rows("train")
-        # Static batch shapes: drop the ragged last batch, unless the set is smaller than one batch.
-        drop_last = len(rows) >= self.hparams.batch_size
-        sampler = BatchSampler(RandomSampler(range(len(rows))), self.hparams.batch_size, drop_last)
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        # After seed_everything(seed), torch's initial seed is that seed: the permutations follow the run's seed.
+        sampler = EpochBatches(len(rows), self.hparams.batch_size, torch.initial_seed() % 2**31, rank, world)
         return self._loader(rows, sampler)
 
     def val_dataloader(self) -> DataLoader:
@@ -163,12 +196,13 @@ class FaceCropDataModule(pl.LightningDataModule):
         return self._eval_loader("test")
 
     def _eval_loader(self, split: str) -> DataLoader:
+        # Under DDP every process evaluates the whole (small) split, so the synced means are exact.
         rows = self.rows(split)
         return self._loader(
             rows, BatchSampler(SequentialSampler(range(len(rows))), self.hparams.eval_batch_size, False)
         )
 
-    def _loader(self, rows: np.ndarray, sampler: BatchSampler) -> DataLoader:
+    def _loader(self, rows: np.ndarray, sampler: Sampler) -> DataLoader:
         workers = self.hparams.num_workers
         return DataLoader(
             CropBatches(self.data.crops, rows),

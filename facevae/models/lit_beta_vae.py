@@ -193,6 +193,8 @@ class BetaVAEModule(pl.LightningModule):
         out, mu, _, _ = self._loss(x)
         n = x.shape[0]
         log = {f"{stage}/loss": out.loss, f"{stage}/recon": out.recon, f"{stage}/kl": out.kl}
+        # The beta=1 bound: unlike the loss, it compares runs of different beta (what a sweeper optimises).
+        log[f"{stage}/neg_elbo"] = out.recon + out.kl
         self.log_dict(log, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
         # Image quality of the model's best guess: the decoder mean at mu, not at a noisy sample.
         x_hat = self.model.decode(mu).clamp(0.0, 1.0)
@@ -213,8 +215,9 @@ class BetaVAEModule(pl.LightningModule):
         kl = metric.compute()  # already reduced over DDP processes: the same on every rank
         metric.reset()
         width = max(2, len(str(self.hparams.latent_dim - 1)))
-        self.log_dict({f"{stage}/kl_dim/{i:0{width}d}": v for i, v in enumerate(kl)})
-        self.log(f"{stage}/active_units", (kl > ACTIVE_KL_NATS).sum().float())
+        # sync_dist only tells Lightning these are whole-run values; averaging equal values changes nothing.
+        self.log_dict({f"{stage}/kl_dim/{i:0{width}d}": v for i, v in enumerate(kl)}, sync_dist=True)
+        self.log(f"{stage}/active_units", (kl > ACTIVE_KL_NATS).sum().float(), sync_dist=True)
         return kl.detach().cpu()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
