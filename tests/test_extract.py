@@ -231,3 +231,15 @@ def test_the_command_line_prints_the_cache_path_last_and_fails_cleanly(demo_clip
     assert bad.returncode != 0
     assert bad.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'missing.mp4'}: no such file or folder"
     _assert_nothing_left(tmp_path / "cache2")
+
+
+def test_parallel_jobs_extracting_one_video_build_its_cache_once(demo_clip, tmp_path):
+    """Sweep jobs launched side by side on a new video: one extracts, the others wait and reuse its cache."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    params = ExtractionParams()
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda _: prepare_cache(demo_clip, tmp_path, params, progress=False), range(3)))
+    assert len({r.path for r in results}) == 1
+    assert sorted(r.reused for r in results) == [False, True, True]
+    assert [p.name for p in tmp_path.iterdir()] == [results[0].path.name]  # no lock or temporary left

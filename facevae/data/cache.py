@@ -107,12 +107,45 @@ def atomic_directory(final: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=parent))
     try:
         yield tmp
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            if not final.is_dir():
+                raise
+            # Another process (a parallel sweep job) finished the same build first; the key makes them equal.
+            shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         if created_parent and not any(parent.iterdir()):
             parent.rmdir()
         raise
+
+
+@contextmanager
+def build_lock(final: Path) -> Iterator[None]:
+    """Let one process build `final` while others wait for it, instead of all extracting the same video at once.
+
+    An advisory lock on a hidden file beside it, removed afterwards. Where locks are not available (no fcntl),
+    builds may overlap, which costs time but not correctness: see atomic_directory.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    parent = final.parent
+    created_parent = not parent.exists()
+    parent.mkdir(parents=True, exist_ok=True)
+    lock = parent / f".lock-{final.name}"
+    with open(lock, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    if created_parent and not any(parent.iterdir()):  # bad input leaves no empty cache folder behind
+        parent.rmdir()
 
 
 def _clear_stale_temporaries(parent: Path, max_age_s: float = 3600) -> None:

@@ -89,14 +89,16 @@ def prepare_cache(
     key = cache.cache_key(cache.source_identity(source, images), sidecar, params.as_dict())
     final = cache.cache_path(Path(cache_dir), source, key)
     if cache.is_complete(final):
-        manifest = cache.load_cache(final).manifest
-        return ExtractionResult(final, True, manifest["counts"])
-    with cache.atomic_directory(final) as tmp:
-        crops, frames, summary = extract_crops(source, params, progress=progress, images=images is not None)
-        if sidecar is not None:
-            frames = _join_factors(frames, sidecar)
-        manifest = _manifest(source, key, params, summary, frames, sidecar)
-        cache.write_cache(tmp, crops, frames, manifest)
+        return ExtractionResult(final, True, cache.load_cache(final).manifest["counts"])
+    with cache.build_lock(final):
+        if cache.is_complete(final):  # built by another process while this one waited
+            return ExtractionResult(final, True, cache.load_cache(final).manifest["counts"])
+        with cache.atomic_directory(final) as tmp:
+            crops, frames, summary = extract_crops(source, params, progress=progress, images=images is not None)
+            if sidecar is not None:
+                frames = _join_factors(frames, sidecar)
+            manifest = _manifest(source, key, params, summary, frames, sidecar)
+            cache.write_cache(tmp, crops, frames, manifest)
     return ExtractionResult(final, False, summary)
 
 
