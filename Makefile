@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 DATA_ARGS ?=
 
-.PHONY: install data train test test-slow lint bench clean-data
+.PHONY: install data train test test-slow test-distributed lint bench clean-data
 
 install: $(STAMP)
 
@@ -30,6 +30,9 @@ test: install
 
 test-slow: install
 	WANDB_MODE=disabled $(PY) -m pytest -m slow -q
+
+test-distributed: install
+	WANDB_MODE=disabled $(PY) -m pytest -m distributed -q
 
 lint: install
 	$(PY) -m ruff check .

@@ -1,5 +1,7 @@
 """python evaluate.py ckpt_path=PATH [smiles=PATH] [output_dir=DIR]: the seed's experiments on one checkpoint.
 
+python evaluate.py sweep_dir=multirun/DATE/TIME: the same for every job of a sweep, compared side by side.
+
 Writes metrics.json, latents.npz and PNG figures into the output directory and logs them to W&B beside the
 training run. See the README's "Evaluate" section for what each number and figure means.
 """
@@ -10,12 +12,17 @@ import hydra
 from omegaconf import DictConfig
 
 from facevae.errors import exit_on_error
-from facevae.evaluation import evaluate, summary_lines
+from facevae.evaluation import evaluate, evaluate_sweep, summary_lines
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 @exit_on_error
 def main(cfg: DictConfig) -> None:
+    if cfg.get("sweep_dir"):
+        report = evaluate_sweep(cfg)
+        done = int((report.table["status"] == "finished").sum())
+        print("\n".join(["", f"compared {len(report.table)} jobs ({done} finished)", *map(str, report.files)]))
+        return
     metrics, out_dir = evaluate(cfg)
     print("\n".join(["", f"evaluated {metrics['checkpoint']}", *summary_lines(metrics), str(out_dir)]))
 

@@ -9,14 +9,17 @@ import hydra
 from omegaconf import DictConfig
 
 from facevae.errors import exit_on_error
+from facevae.sweeps import current_job, run_job
 from facevae.training import train
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 @exit_on_error
 def main(cfg: DictConfig) -> float | None:
-    metrics = train(cfg)
-    return metrics.get("val/loss")  # the value a Hydra sweeper (Optuna) minimises
+    job = current_job()
+    if job is not None:
+        return run_job(train, cfg, job)  # a failed job is recorded and the sweep goes on
+    return train(cfg).get(cfg.optimized_metric)  # the value a Hydra sweeper (Optuna) optimises
 
 
 if __name__ == "__main__":

@@ -17,16 +17,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from facevae.analysis import disentanglement as dis
 from facevae.analysis.checkpoint import TrainedRun, datamodule_for, load_run
 from facevae.analysis.encoding import decode_latents, encode_images
 from facevae.analysis.reconstruction import reconstruction_figure, reconstruction_metrics
+from facevae.analysis.sweep_report import SweepReport, sweep_report
+from facevae.analysis.sweep_report import log_to_wandb as log_sweep_to_wandb
 from facevae.data.cache import atomic_directory, load_cache
 from facevae.data.datamodule import FaceCropDataModule
 from facevae.data.extract import prepare_cache
 from facevae.data.split import block_ids
+from facevae.errors import FaceVAEError
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,8 @@ def pick_device(name: str) -> torch.device:
 
 def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
     """Run every analysis on cfg.ckpt_path; returns the metrics and the output directory."""
+    if not cfg.get("ckpt_path"):
+        raise FaceVAEError("evaluate.py needs ckpt_path=PATH (one checkpoint) or sweep_dir=DIR (a train.py -m sweep)")
     start = time.perf_counter()
     run = load_run(cfg.ckpt_path, pick_device(cfg.device))
     data_overrides = OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else {}
@@ -61,6 +66,21 @@ def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
         (tmp / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2, sort_keys=True) + "\n")
     _log_to_wandb(cfg, run, metrics, out_dir)
     return metrics, out_dir
+
+
+def evaluate_sweep(cfg: DictConfig) -> SweepReport:
+    """Every job of cfg.sweep_dir evaluated (or its metrics reused), compared in sweep.csv, sweep.md and plots."""
+
+    def evaluate_job(ckpt: Path) -> dict:
+        job_cfg = cfg.copy()
+        with open_dict(job_cfg):
+            job_cfg.ckpt_path, job_cfg.output_dir, job_cfg.sweep_dir = str(ckpt), None, None
+        return evaluate(job_cfg)[0]
+
+    report = sweep_report(cfg.sweep_dir, evaluate_job, cfg.get("output_dir"))
+    if cfg.wandb:
+        log_sweep_to_wandb(report, Path(cfg.sweep_dir))
+    return report
 
 
 def analyse(

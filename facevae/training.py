@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from facevae.callbacks import CheckpointMetadata, MeanFaceBaseline
 from facevae.errors import FaceVAEError
+from facevae.sweeps import current_job, name_wandb_run
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = hydra.utils.instantiate(cfg.data)
     model = hydra.utils.instantiate(cfg.model)
     pl.seed_everything(cfg.seed, workers=True)
+    name_wandb_run(cfg, current_job())  # each job of a sweep is its own W&B run, grouped by sweep
     resolved = OmegaConf.to_container(cfg, resolve=True)
     callbacks = instantiate_group(cfg.get("callbacks")) + [CheckpointMetadata(resolved)]
     loggers = instantiate_group(cfg.get("logger"))

@@ -41,11 +41,13 @@ def iter_records(path: Path) -> Iterator:
 
 
 def run_contents(run_dir: Path) -> dict:
-    """{"history_keys": set, "summary": {key: value}, "config": {key: value}} of an offline run directory."""
+    """What an offline run directory recorded: {"history_keys": set, "summary": {key: value}, "config": {key: value},
+    "run": {"id", "name", "group", "tags", "job_type"}, "exit_code": int or None (None: the run was never finished)}.
+    """
     files = list(Path(run_dir).glob("run-*.wandb"))
     if not files:
         raise FileNotFoundError(f"{run_dir}: no run-*.wandb file")
-    history, summary, config = set(), {}, {}
+    history, summary, config, run, exit_code = set(), {}, {}, {}, None
     for record in iter_records(files[0]):
         kind = record.WhichOneof("record_type")
         if kind == "history":
@@ -56,7 +58,13 @@ def run_contents(run_dir: Path) -> dict:
         elif kind == "config":
             for item in record.config.update:
                 config[item.key or "/".join(item.nested_key)] = _json(item.value_json)
-    return {"history_keys": history, "summary": summary, "config": config}
+        elif kind == "run":
+            r = record.run
+            run = {"id": r.run_id, "name": r.display_name, "group": r.run_group, "tags": list(r.tags)}
+            run["job_type"] = r.job_type
+        elif kind == "exit":
+            exit_code = record.exit.exit_code
+    return {"history_keys": history, "summary": summary, "config": config, "run": run, "exit_code": exit_code}
 
 
 def _json(text: str):

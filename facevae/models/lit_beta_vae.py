@@ -191,6 +191,11 @@ class BetaVAEModule(pl.LightningModule):
     def _evaluate(self, x: Tensor, stage: str) -> None:
         # The same objective as training at this step, so val/loss and train/loss compare.
         out, mu, _, _ = self._loss(x)
+        if stage == "val" and not torch.isfinite(out.loss):  # diverged weights must not become a checkpoint
+            raise FaceVAEError(
+                f"validation loss is {out.loss.item()} at epoch {self.current_epoch}: the weights diverged; "
+                "stopping — the last good checkpoint is kept"
+            )
         n = x.shape[0]
         log = {f"{stage}/loss": out.loss, f"{stage}/recon": out.recon, f"{stage}/kl": out.kl}
         # The beta=1 bound: unlike the loss, it compares runs of different beta (what a sweeper optimises).

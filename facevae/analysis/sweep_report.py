@@ -1,0 +1,298 @@
+"""Comparing the jobs of a sweep without a dashboard: one row per job, a Markdown summary and the plots.
+
+`python evaluate.py sweep_dir=multirun/DATE/TIME` evaluates each job's best checkpoint (reusing a metrics.json
+already written for it) and writes sweep.csv, sweep.md and the plots into the sweep directory: the
+rate-distortion curve (KL against reconstruction NLL on the test blocks, one point per job), and PSNR,
+disentanglement and active units against beta, with the spread over seeds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import OmegaConf
+
+from facevae.errors import FaceVAEError, user_error
+from facevae.images import save_figure
+from facevae.sweeps import job_dirs, read_status, sweep_group
+
+log = logging.getLogger(__name__)
+
+IDENTITY = ["job", "status", "swept", "model", "beta", "latent_dim", "seed"]
+# The measures a sweep is compared on, as metrics.json names them (test blocks unless said otherwise).
+MEASURES = [
+    "psnr",
+    "ssim",
+    "recon_nll",
+    "kl",
+    "neg_elbo",
+    "active_units",
+    "active_units_kl",
+    "mig",
+    "sap",
+    "dci_disentanglement",
+    "dci_completeness",
+    "dci_informativeness",
+    "smile_auc",
+    "shift_smile_gain",
+    "sample_face_rate",
+    "diversity_ratio",
+    "memorisation_ratio",
+]
+SHOWN = ["psnr", "recon_nll", "kl", "active_units", "mig", "dci_disentanglement", "smile_auc", "sample_face_rate"]
+PLOTS = ("rate_distortion.png", "psnr_vs_beta.png", "disentanglement_vs_beta.png", "active_units_vs_beta.png")
+
+
+@dataclass
+class SweepReport:
+    table: pd.DataFrame
+    out_dir: Path
+    files: list[Path]
+
+
+def best_checkpoint(job_dir: Path) -> Path | None:
+    """The job's best checkpoint by its monitored metric; its last one when no best was kept."""
+    ckpts = job_dir / "checkpoints"
+    best = sorted(ckpts.glob("best*.ckpt"), key=lambda p: p.stat().st_mtime)
+    if best:
+        return best[-1]
+    last = ckpts / "last.ckpt"
+    return last if last.is_file() else None
+
+
+def evaluation_dir(ckpt: Path) -> Path:
+    """Where evaluate.py writes a checkpoint's results by default (see facevae.evaluation)."""
+    return ckpt.parent.parent / "evaluation" / ckpt.stem
+
+
+def reusable_metrics(ckpt: Path) -> dict | None:
+    """A metrics.json already written for this very checkpoint, after it was saved; None otherwise."""
+    path = evaluation_dir(ckpt) / "metrics.json"
+    if not path.is_file() or path.stat().st_mtime < ckpt.stat().st_mtime:
+        return None
+    metrics = json.loads(path.read_text())
+    return metrics if Path(metrics.get("checkpoint", "")).resolve() == ckpt.resolve() else None
+
+
+def job_identity(job_dir: Path) -> dict:
+    """What the job was: its swept overrides and its beta, latent size and seed, from Hydra's saved config."""
+    status = read_status(job_dir)
+    row = {"job": int(job_dir.name), "status": status["status"], "swept": " ".join(status.get("swept", []))}
+    config_file = job_dir / ".hydra" / "config.yaml"
+    if config_file.is_file():
+        cfg = OmegaConf.load(config_file)
+        model = cfg.get("model") or {}
+        row["model"] = str(model.get("_target_", "")).rpartition(".")[2]
+        row["beta"] = model.get("beta")
+        row["latent_dim"] = model.get("latent_dim")
+        row["seed"] = cfg.get("seed")
+    if status["status"] == "failed":
+        row["error"] = status.get("error", "")
+    return row
+
+
+def collect(sweep_dir: Path, evaluate_checkpoint: Callable[[Path], dict]) -> pd.DataFrame:
+    """One row per job: identity, status and measures. Jobs without a checkpoint keep a row with their status."""
+    rows = []
+    for job_dir in job_dirs(sweep_dir):
+        row = job_identity(job_dir)
+        ckpt = best_checkpoint(job_dir)
+        row["checkpoint"] = str(ckpt) if ckpt else ""
+        if ckpt is not None:
+            try:
+                metrics = reusable_metrics(ckpt)
+                if metrics is None:
+                    log.info("job %s: evaluating %s", job_dir.name, ckpt)
+                    metrics = evaluate_checkpoint(ckpt)
+                else:
+                    log.info("job %s: reusing %s", job_dir.name, evaluation_dir(ckpt) / "metrics.json")
+                row.update({k: metrics.get(k) for k in MEASURES})
+            except Exception as err:  # noqa: BLE001 - one bad job must not hide the others
+                reason = user_error(err) or f"{type(err).__name__}: {err}"
+                log.error("job %s: evaluation failed: %s", job_dir.name, reason)
+                row["status"], row["error"] = "evaluation failed", str(reason)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    return table.reindex(columns=[*IDENTITY, *MEASURES, "checkpoint", "error"])
+
+
+def spread_over_seeds(table: pd.DataFrame, measures: list[str]) -> pd.DataFrame:
+    """Mean and standard deviation of each measure over the seeds of each (beta, latent size)."""
+    done = table.dropna(subset=["beta"]).dropna(subset=measures, how="all")
+    if done.empty:
+        return pd.DataFrame()
+    grouped = done.groupby(["beta", "latent_dim"], dropna=False)[measures].agg(["mean", "std", "count"])
+    return grouped.reset_index()
+
+
+# -- writing -------------------------------------------------------------------------------------------------------
+def write_report(table: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = [_atomic_write(out_dir / "sweep.csv", table.to_csv(index=False))]
+    files.append(_atomic_write(out_dir / "sweep.md", markdown_report(table, sweep_dir)))
+    files += plot_sweep(table, out_dir)
+    return files
+
+
+def markdown_report(table: pd.DataFrame, sweep_dir: Path) -> str:
+    counts = table["status"].value_counts().to_dict()
+    lines = [f"# Sweep {sweep_dir}", "", f"{len(table)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items())]
+    lines += ["", "Measured on each job's held-out test blocks by evaluate.py (see the README's Evaluate section).", ""]
+    shown = [c for c in SHOWN if table[c].notna().any()]
+    lines += _markdown_table(table, ["job", "status", "swept", "beta", "latent_dim", "seed", *shown])
+    spread = spread_over_seeds(table, shown)
+    if not spread.empty and (spread[(shown[0], "count")] > 1).any():
+        lines += ["", "## Over seeds (mean ± standard deviation)", ""]
+        summary = pd.DataFrame({"beta": spread["beta"], "latent_dim": spread["latent_dim"]})
+        summary["seeds"] = spread[(shown[0], "count")].astype(int)
+        for c in shown:
+            summary[c] = [_pm(m, s) for m, s in zip(spread[(c, "mean")], spread[(c, "std")], strict=True)]
+        lines += _markdown_table(summary, list(summary.columns))
+    failed = table[table["status"] != "finished"]
+    if len(failed):
+        lines += ["", "## Jobs that did not finish", ""]
+        lines += [
+            f"- job {r.job} ({r.swept}): {r.status}, {r.error if isinstance(r.error, str) else ''}"
+            for r in failed.itertuples()
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_table(table: pd.DataFrame, columns: list[str]) -> list[str]:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for _, row in table.iterrows():
+        lines.append("| " + " | ".join(_cell(row[c]) for c in columns) + " |")
+    return lines
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _pm(mean: float, std: float) -> str:
+    if isinstance(mean, float) and math.isnan(mean):
+        return "—"
+    return f"{mean:.4g} ± {std:.2g}" if not math.isnan(std) else f"{mean:.4g}"
+
+
+def _atomic_write(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
+
+
+# -- plots ---------------------------------------------------------------------------------------------------------
+def plot_sweep(table: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """The sweep's figures; a figure whose measure no job has (MIG without factors) is not drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    done = table.dropna(subset=["psnr"])
+    if done.empty:
+        return []
+    files = [_rate_distortion(done, out_dir / "rate_distortion.png")]
+    with_beta = done.dropna(subset=["beta"])
+    if with_beta.empty:
+        return files
+    panels = {
+        "psnr_vs_beta.png": [("psnr", "test PSNR (dB)")],
+        "disentanglement_vs_beta.png": [("mig", "MIG"), ("dci_disentanglement", "DCI disentanglement")],
+        "active_units_vs_beta.png": [("active_units", "active units (Var of mu > 0.01)")],
+    }
+    for name, measures in panels.items():
+        measures = [(c, label) for c, label in measures if with_beta[c].notna().any()]
+        if measures:
+            files.append(_against_beta(with_beta, measures, out_dir / name))
+    return files
+
+
+def _rate_distortion(done: pd.DataFrame, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    beta = done["beta"].astype(float)
+    colour = np.log2(beta.fillna(1.0).clip(lower=1e-3))
+    points = ax.scatter(done["kl"], done["recon_nll"], c=colour, cmap="viridis", s=40, zorder=3)
+    for _, row in done.iterrows():
+        label = f"β={row['beta']:g}" if not pd.isna(row["beta"]) else f"job {row['job']}"
+        ax.annotate(label, (row["kl"], row["recon_nll"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set_xlabel("rate: KL(q(z|x) ‖ p(z)) per image (nats)")
+    ax.set_ylabel("distortion: −log p(x|z) per image (nats)")
+    ax.set_title("Rate–distortion, one point per job (test blocks)")
+    if beta.notna().any():
+        fig.colorbar(points, ax=ax, label="log2 β")
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path, dpi=110)
+
+
+def _against_beta(done: pd.DataFrame, measures: list[tuple[str, str]], path: Path) -> Path:
+    """Each job as a dot, and per latent size the mean over seeds with ±1 standard deviation as error bars."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(measures), figsize=(5.5 * len(measures), 4.2), squeeze=False)
+    for ax, (column, label) in zip(axes[0], measures, strict=True):
+        for latent, jobs in done.groupby("latent_dim", dropna=False):
+            name = f"{int(latent)} latents" if not pd.isna(latent) else "jobs"
+            ax.scatter(jobs["beta"], jobs[column], s=14, alpha=0.5)
+            stats = jobs.groupby("beta")[column].agg(["mean", "std"]).reset_index()
+            ax.errorbar(stats["beta"], stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3, label=name)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("β")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("mean over seeds ± 1 sd; dots are single jobs")
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=110)
+
+
+# -- the whole report ----------------------------------------------------------------------------------------------
+def sweep_report(sweep_dir: Path | str, evaluate_checkpoint: Callable[[Path], dict], out_dir: Path | None = None):
+    """Collect, write and return the report of a sweep directory written by `train.py -m`."""
+    sweep_dir = Path(sweep_dir).expanduser()
+    if not sweep_dir.is_dir():
+        raise FaceVAEError(f"sweep_dir={sweep_dir}: no such directory")
+    if not job_dirs(sweep_dir):
+        raise FaceVAEError(f"sweep_dir={sweep_dir}: no job directories (0/, 1/, ...) inside; is it a multirun dir?")
+    table = collect(sweep_dir, evaluate_checkpoint)
+    out_dir = Path(out_dir) if out_dir else sweep_dir
+    files = write_report(table, sweep_dir, out_dir)
+    return SweepReport(table, out_dir, files)
+
+
+def log_to_wandb(report: SweepReport, sweep_dir: Path) -> None:
+    """The table and plots as one `sweep-report` run in the sweep's W&B group (offline unless WANDB_MODE=online)."""
+    if os.environ.get("WANDB_MODE") == "disabled":
+        return
+    import wandb
+
+    project = "facevae"
+    first = job_dirs(sweep_dir)[0] / ".hydra" / "config.yaml"
+    if first.is_file():
+        project = OmegaConf.select(OmegaConf.load(first), "logger.wandb.project") or project
+    run = wandb.init(
+        project=project,
+        group=sweep_group(sweep_dir),
+        name=f"sweep-report {sweep_group(sweep_dir)}",
+        job_type="sweep-report",
+        dir=str(report.out_dir),
+        mode=os.environ.get("WANDB_MODE", "offline"),
+        config={"sweep_dir": str(sweep_dir), "jobs": len(report.table)},
+    )
+    table = report.table.astype(object).where(report.table.notna(), None)
+    run.log({"sweep/table": wandb.Table(dataframe=table)})
+    run.log({f"sweep/{p.stem}": wandb.Image(str(p)) for p in report.files if p.suffix == ".png"})
+    run.finish()
