@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from facevae.analysis.checkpoint import load_run
 from facevae.errors import FaceVAEError
 from facevae.models import Critic, Generator, WGANGPModule
 from facevae.models.wgan_gp import gradient_penalty
@@ -169,3 +170,30 @@ def test_invalid_settings_are_refused(kwargs, words):
     with pytest.raises(FaceVAEError, match=words):
         WGANGPModule(**kwargs)
 
+
+# --- train.py model=wgan_gp, end to end ---------------------------------------------------------------------
+
+
+def test_train_py_writes_a_checkpoint_that_load_run_rebuilds_as_a_wgan(wgan_run):
+    checkpoints = {p.name for p in (wgan_run / "checkpoints").glob("*.ckpt")}
+    assert "last.ckpt" in checkpoints and any(name.startswith("best-") for name in checkpoints)
+    run = load_run(wgan_run / "checkpoints" / "last.ckpt")
+    assert isinstance(run.model, WGANGPModule) and run.model.hparams.width == 8
+    assert run.config["model"]["n_critic"] == 5 and run.config["model"]["gp_weight"] == 10.0
+    # No metric to choose by: the "best" checkpoint is the latest, and the saved config says so.
+    assert run.config["callbacks"]["model_checkpoint"]["monitor"] is None
+    assert run.model.critic_steps > 0
+    images = run.model.sample(3, generator=torch.Generator().manual_seed(0))
+    assert images.shape == (3, 3, 64, 64) and 0 <= images.min() and images.max() <= 1
+
+
+def test_train_py_logs_the_wgan_keys_and_the_generator_grids_and_skips_the_encoder_ones(wgan_run):
+    import pandas as pd
+
+    metrics = pd.read_csv(next((wgan_run / "csv").glob("*/metrics.csv")))
+    logged = set(metrics.columns)
+    assert {"train/critic_loss", "train/wasserstein", "train/gp", "val/wasserstein", "test/wasserstein"} <= logged
+    assert "val/psnr_mean_face" not in logged
+    images = {p.name for p in (wgan_run / "images").glob("*.png")}
+    assert {"val_prior_samples.png", "val_prior_interpolation.png"} <= images
+    assert not images & {"val_reconstructions.png", "val_kl_per_dim.png", "val_interpolation.png"}
