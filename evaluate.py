@@ -2,6 +2,9 @@
 
 Writes metrics.json, latents.npz and PNG figures into the output directory and logs them to W&B beside the
 training run. See the README's "Evaluate" section for what each number and figure means.
+
+python evaluate.py compare=[PATH,PATH]: checkpoints (a beta-VAE and the WGAN baseline) side by side on the sample
+measures they share: compare.csv, compare.md and compare.png.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
+from facevae.analysis.compare import compare, markdown_table
 from facevae.errors import exit_on_error
 from facevae.evaluation import evaluate, summary_lines
 
@@ -16,6 +20,10 @@ from facevae.evaluation import evaluate, summary_lines
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 @exit_on_error
 def main(cfg: DictConfig) -> None:
+    if cfg.get("compare"):
+        rows, out_dir = compare(cfg)
+        print("\n".join(["", *markdown_table(rows), str(out_dir)]))
+        return
     metrics, out_dir = evaluate(cfg)
     print("\n".join(["", f"evaluated {metrics['checkpoint']}", *summary_lines(metrics), str(out_dir)]))
 

@@ -22,11 +22,13 @@ from omegaconf import DictConfig, OmegaConf
 from facevae.analysis import disentanglement as dis
 from facevae.analysis.checkpoint import TrainedRun, datamodule_for, load_run
 from facevae.analysis.encoding import decode_latents, encode_images
+from facevae.analysis.generator_eval import evaluate_generator
 from facevae.analysis.reconstruction import reconstruction_figure, reconstruction_metrics
 from facevae.data.cache import atomic_directory, load_cache
 from facevae.data.datamodule import FaceCropDataModule
 from facevae.data.extract import prepare_cache
 from facevae.data.split import block_ids
+from facevae.errors import FaceVAEError
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +50,24 @@ def pick_device(name: str) -> torch.device:
 
 def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
     """Run every analysis on cfg.ckpt_path; returns the metrics and the output directory."""
+    if not cfg.get("ckpt_path"):
+        raise FaceVAEError("nothing to evaluate: give ckpt_path=PATH, or compare=[PATH,PATH] for a side-by-side table")
     start = time.perf_counter()
     run = load_run(cfg.ckpt_path, pick_device(cfg.device))
     data_overrides = OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else {}
     dm = datamodule_for(run, data_overrides)
-    smiles = _smile_crops(cfg, dm) if cfg.get("smiles") else None
+    encodes = hasattr(run.model, "encode")  # a generator alone (the WGAN) gets the sections that apply to samples
+    smiles = _smile_crops(cfg, dm) if cfg.get("smiles") and encodes else None
     out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else run.run_dir / "evaluation" / run.path.stem
     with _replacing(out_dir) as tmp:
-        metrics, latents = analyse(run, dm, cfg, tmp, smiles)
+        if encodes:
+            metrics, latents = analyse(run, dm, cfg, tmp, smiles)
+            np.savez_compressed(tmp / "latents.npz", **latents)
+        else:
+            metrics = evaluate_generator(run, dm, cfg, tmp)
+        # What evaluate.py compare= checks before it reuses these numbers.
+        metrics.update(model_class=run.meta["model_class"], n_samples=int(cfg.n_samples), seed=int(cfg.seed))
         metrics["elapsed_s"] = round(time.perf_counter() - start, 1)
-        np.savez_compressed(tmp / "latents.npz", **latents)
         (tmp / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2, sort_keys=True) + "\n")
     _log_to_wandb(cfg, run, metrics, out_dir)
     return metrics, out_dir
@@ -300,6 +310,8 @@ def summary_lines(metrics: dict) -> list[str]:
         "kl",
         "active_units",
         "sample_face_rate",
+        "diversity_ratio",
+        "memorisation_ratio",
         "smile_silhouette",
         "smile_auc",
         "shift_smile_gain",
