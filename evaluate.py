@@ -4,6 +4,9 @@ python evaluate.py sweep_dir=multirun/DATE/TIME: the same for every job of a swe
 
 Writes metrics.json, latents.npz and PNG figures into the output directory and logs them to W&B beside the
 training run. See the README's "Evaluate" section for what each number and figure means.
+
+python evaluate.py compare=[PATH,PATH]: checkpoints (a beta-VAE and the WGAN baseline) side by side on the sample
+measures they share: compare.csv, compare.md and compare.png.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
+from facevae.analysis.compare import compare, markdown_table
 from facevae.errors import exit_on_error
 from facevae.evaluation import evaluate, evaluate_sweep, summary_lines
 
@@ -22,6 +26,10 @@ def main(cfg: DictConfig) -> None:
         report = evaluate_sweep(cfg)
         done = int((report.table["status"] == "finished").sum())
         print("\n".join(["", f"compared {len(report.table)} jobs ({done} finished)", *map(str, report.files)]))
+        return
+    if cfg.get("compare"):
+        rows, out_dir = compare(cfg)
+        print("\n".join(["", *markdown_table(rows), str(out_dir)]))
         return
     metrics, out_dir = evaluate(cfg)
     print("\n".join(["", f"evaluated {metrics['checkpoint']}", *summary_lines(metrics), str(out_dir)]))

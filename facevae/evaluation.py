@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from facevae.analysis import disentanglement as dis
 from facevae.analysis.checkpoint import TrainedRun, datamodule_for, load_run
 from facevae.analysis.encoding import decode_latents, encode_images
+from facevae.analysis.generator_eval import evaluate_generator
 from facevae.analysis.reconstruction import reconstruction_figure, reconstruction_metrics
 from facevae.analysis.sweep_report import SweepReport, sweep_report
 from facevae.analysis.sweep_report import log_to_wandb as log_sweep_to_wandb
@@ -52,17 +53,26 @@ def pick_device(name: str) -> torch.device:
 def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
     """Run every analysis on cfg.ckpt_path; returns the metrics and the output directory."""
     if not cfg.get("ckpt_path"):
-        raise FaceVAEError("evaluate.py needs ckpt_path=PATH (one checkpoint) or sweep_dir=DIR (a train.py -m sweep)")
+        raise FaceVAEError(
+            "nothing to evaluate: give ckpt_path=PATH, sweep_dir=DIR (a train.py -m sweep), "
+            "or compare=[PATH,PATH] for a side-by-side table"
+        )
     start = time.perf_counter()
     run = load_run(cfg.ckpt_path, pick_device(cfg.device))
     data_overrides = OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else {}
     dm = datamodule_for(run, data_overrides)
-    smiles = _smile_crops(cfg, dm) if cfg.get("smiles") else None
+    encodes = hasattr(run.model, "encode")  # a generator alone (the WGAN) gets the sections that apply to samples
+    smiles = _smile_crops(cfg, dm) if cfg.get("smiles") and encodes else None
     out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else run.run_dir / "evaluation" / run.path.stem
     with _replacing(out_dir) as tmp:
-        metrics, latents = analyse(run, dm, cfg, tmp, smiles)
+        if encodes:
+            metrics, latents = analyse(run, dm, cfg, tmp, smiles)
+            np.savez_compressed(tmp / "latents.npz", **latents)
+        else:
+            metrics = evaluate_generator(run, dm, cfg, tmp)
+        # What evaluate.py compare= checks before it reuses these numbers.
+        metrics.update(model_class=run.meta["model_class"], n_samples=int(cfg.n_samples), seed=int(cfg.seed))
         metrics["elapsed_s"] = round(time.perf_counter() - start, 1)
-        np.savez_compressed(tmp / "latents.npz", **latents)
         (tmp / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2, sort_keys=True) + "\n")
     _log_to_wandb(cfg, run, metrics, out_dir)
     return metrics, out_dir
@@ -320,6 +330,8 @@ def summary_lines(metrics: dict) -> list[str]:
         "kl",
         "active_units",
         "sample_face_rate",
+        "diversity_ratio",
+        "memorisation_ratio",
         "smile_silhouette",
         "smile_auc",
         "shift_smile_gain",

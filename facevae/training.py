@@ -31,11 +31,25 @@ def instantiate_group(group: DictConfig | None) -> list:
     return [hydra.utils.instantiate(c) for c in group.values() if isinstance(c, DictConfig) and "_target_" in c]
 
 
+def checkpoint_monitor(cfg: DictConfig, model: pl.LightningModule) -> None:
+    """A model whose `checkpoint_monitor` is None has no validation metric fit to choose checkpoints by (the WGAN:
+    its critic's estimate measures the critic as much as the generator). Its ModelCheckpoint then monitors nothing
+    and keeps the latest checkpoint as "best"; set here, in the config, so the saved config says what was done."""
+    if getattr(model, "checkpoint_monitor", "unchanged") is not None:
+        return
+    for name, callback in (cfg.get("callbacks") or {}).items():
+        is_checkpoint = isinstance(callback, DictConfig) and str(callback.get("_target_")).endswith(".ModelCheckpoint")
+        if is_checkpoint and callback.get("monitor") is not None:
+            log.info("%s: no metric to choose checkpoints by, %s keeps the latest", type(model).__name__, name)
+            callback.monitor = None
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit (and test) as the config says; returns the final metrics, the value a sweeper optimises among them."""
     # Everything that can be wrong with the config fails here, before any data is extracted.
     datamodule = hydra.utils.instantiate(cfg.data)
     model = hydra.utils.instantiate(cfg.model)
+    checkpoint_monitor(cfg, model)
     pl.seed_everything(cfg.seed, workers=True)
     name_wandb_run(cfg, current_job())  # each job of a sweep is its own W&B run, grouped by sweep
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -94,6 +108,8 @@ def _report(trainer: pl.Trainer, metrics: dict[str, float], best: str | None) ->
         lines.append(
             f"  val PSNR {metrics['val/psnr']:.2f} dB{beside}, val loss {metrics.get('val/loss', float('nan')):.1f}"
         )
+    if "val/wasserstein" in metrics:
+        lines.append(f"  val Wasserstein estimate {metrics['val/wasserstein']:.3f} (the critic's; see evaluate.py)")
     if "test/psnr" in metrics:
         lines.append(f"  test PSNR {metrics['test/psnr']:.2f} dB, SSIM {metrics.get('test/ssim', float('nan')):.3f}")
     lines.append(f"  run directory: {trainer.default_root_dir}")

@@ -55,3 +55,14 @@ def long_clip(tmp_path_factory) -> Path:
     from facevae.data.synthetic import write_demo_video
 
     return write_demo_video(tmp_path_factory.mktemp("long") / "long.mp4", seconds=12.0, seed=2)
+
+
+@pytest.fixture(scope="session")
+def wgan_run(tmp_path_factory, long_clip) -> Path:
+    """A narrow WGAN-GP trained two epochs on the 12-second clip by the real train config: its run directory."""
+    from facevae import training
+
+    tmp = tmp_path_factory.mktemp("wgan")
+    cfg = make_train_cfg(tmp, long_clip, "model=wgan_gp", "model.width=8", "trainer.max_epochs=2")
+    training.train(cfg)
+    return Path(cfg.paths.output_dir)

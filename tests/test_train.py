@@ -26,7 +26,7 @@ make_cfg = make_train_cfg
 
 GROUP_CHOICES = {
     "data": ["faces"],
-    "model": ["beta_vae"],
+    "model": ["beta_vae", "wgan_gp"],
     "callbacks": ["default", "none"],
     "logger": ["wandb", "tensorboard", "csv", "none"],
     "trainer": ["default", "cpu", "gpu", "ddp"],
@@ -133,6 +133,7 @@ def test_offline_wandb_run_holds_the_logged_keys_and_config(tmp_path, demo_clip,
         "val/gaussian_total_correlation",
         "val/mig",
         "val/prior_samples/_type",
+        "val/prior_interpolation/_type",
     }
     assert logged <= run["history_keys"]
     assert run["config"]["data"]["block_s"] == 1 and run["config"]["model"]["latent_dim"] == 32

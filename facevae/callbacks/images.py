@@ -1,23 +1,40 @@
-"""Image grids logged each validation epoch: fixed val inputs over their reconstructions, and prior samples."""
+"""Image grids logged each validation epoch: fixed val inputs over their reconstructions, prior samples, and the
+three-point interpolation grid between prior draws."""
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from facevae.analysis.interpolation import three_point_grid
 from facevae.callbacks.media import log_image
 from facevae.images import image_grid
 from facevae.models.lit_beta_vae import to_float_images
 
+log = logging.getLogger(__name__)
+
 
 class _EveryNEpochs(pl.Callback):
+    # A method the model must have for this callback to apply ("encode", "reconstruct"); None: any model. The
+    # WGAN has a generator but no encoder, so the callbacks that look at encoded frames skip it.
+    requires: str | None = None
+
     def __init__(self, every_n_epochs: int = 1):
         self.every_n_epochs = every_n_epochs
+        self.applies = True
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self.applies = self.requires is None or hasattr(pl_module, self.requires)
+        if not self.applies and stage == "fit":
+            log.info("%s skipped: %s has no %s()", type(self).__name__, type(pl_module).__name__, self.requires)
 
     def _due(self, trainer: pl.Trainer) -> bool:
         return (
-            trainer.is_global_zero
+            self.applies
+            and trainer.is_global_zero
             and not trainer.sanity_checking
             and ((trainer.current_epoch + 1) % self.every_n_epochs == 0 or trainer.should_stop)
         )
@@ -32,6 +49,8 @@ def fixed_val_images(trainer: pl.Trainer, n: int) -> torch.Tensor:
 
 class ReconstructionGrid(_EveryNEpochs):
     """Rows of 8: val inputs, then their reconstructions (decoder mean at the posterior mean) beneath them."""
+
+    requires = "reconstruct"
 
     def __init__(self, n_images: int = 16, every_n_epochs: int = 1):
         super().__init__(every_n_epochs)
@@ -72,5 +91,29 @@ class PriorSamples(_EveryNEpochs):
             trainer,
             "val/prior_samples",
             image_grid(pl_module.decode(z), ncols=8),
-            caption=f"epoch {trainer.current_epoch}: decoder means of z ~ N(0, I)",
+            caption=f"epoch {trainer.current_epoch}: decoded z ~ N(0, I), the same z every epoch",
+        )
+
+
+class PriorInterpolation(_EveryNEpochs):
+    """The seed's three-point interpolation grid between three fixed prior draws a, b, c: columns move from a
+    towards b, rows from a towards c (`three_point_grid`). Needs only a decoder, so it shows a generator too."""
+
+    def __init__(self, grid_size: int = 8, every_n_epochs: int = 1, seed: int = 0):
+        super().__init__(every_n_epochs)
+        self.grid_size = grid_size
+        self.seed = seed
+
+    @torch.no_grad()
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self._due(trainer):
+            return
+        corners = np.random.default_rng(self.seed).standard_normal((3, int(pl_module.hparams.latent_dim)))
+        z = torch.as_tensor(three_point_grid(*corners, n=self.grid_size), dtype=torch.float32)
+        log_image(
+            trainer,
+            "val/prior_interpolation",
+            image_grid(pl_module.decode(z.to(pl_module.device)), ncols=self.grid_size),
+            caption=f"epoch {trainer.current_epoch}: between three draws z ~ N(0, I) at the top-left, top-right and "
+            "bottom-left corners",
         )

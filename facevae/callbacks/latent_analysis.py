@@ -21,6 +21,8 @@ from facevae.images import image_grid
 
 
 class LatentAnalysis(_EveryNEpochs):
+    requires = "encode"
+
     def __init__(
         self,
         every_n_epochs: int = 5,

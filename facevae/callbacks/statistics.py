@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytorch_lightning as pl
 
 from facevae.callbacks.images import _EveryNEpochs
 from facevae.callbacks.media import figure_to_array, log_image
 
+log = logging.getLogger(__name__)
+
 
 class KLPerDimChart(_EveryNEpochs):
     """A bar chart of the last validation epoch's KL per latent dimension, sorted: how many units are in use."""
+
+    requires = "encode"
 
     @staticmethod
     def chart(kl: np.ndarray, epoch: int) -> np.ndarray:
@@ -53,6 +59,9 @@ class MeanFaceBaseline(pl.Callback):
         self.psnr: float | None = None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not hasattr(pl_module, "reconstruct"):  # a baseline for reconstructions: nothing to set it beside
+            log.info("MeanFaceBaseline skipped: %s has no reconstruct()", type(pl_module).__name__)
+            return
         dm = trainer.datamodule
         self.psnr = mean_face_psnr(dm.images("train"), dm.images("val"))
         for logger in trainer.loggers:

@@ -2,5 +2,7 @@
 
 from facevae.models.beta_vae import BetaVAE
 from facevae.models.lit_beta_vae import BetaVAEModule
+from facevae.models.lit_wgan_gp import WGANGPModule
+from facevae.models.wgan_gp import Critic, Generator
 
-__all__ = ["BetaVAE", "BetaVAEModule"]
+__all__ = ["BetaVAE", "BetaVAEModule", "Critic", "Generator", "WGANGPModule"]

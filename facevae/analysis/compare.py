@@ -1,0 +1,169 @@
+"""evaluate.py compare=[A,B,...]: checkpoints side by side on the measures they share, whatever the model.
+
+One row per checkpoint: the model, its latent size and beta, the sample measures of generator_eval.SHARED_MEASURES
+and, for a model that reconstructs, the test PSNR. A checkpoint's numbers come from the metrics.json evaluate.py
+wrote beside it when that file holds every shared measure for the same n_samples and seed; otherwise they are
+computed here (the sample measures only, tens of seconds). Writes compare.csv, compare.md and compare.png (each
+model's first 16 samples over its prior interpolation grid, one column per checkpoint) into the output directory.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from facevae.analysis.checkpoint import TrainedRun, datamodule_for, load_run
+from facevae.analysis.generator_eval import GRID, SHARED_MEASURES, prior_grid, sample_measures
+from facevae.analysis.samples import prior_samples
+from facevae.errors import FaceVAEError
+from facevae.images import image_grid, save_figure
+
+log = logging.getLogger(__name__)
+
+MODEL_NAMES = {"BetaVAEModule": "beta-VAE", "WGANGPModule": "WGAN-GP"}
+COLUMNS = ("name", "model", "latent_dim", "beta", *SHARED_MEASURES, "psnr", "source", "checkpoint")
+MISSING = "—"  # a measure that does not apply to the model (PSNR of a GAN, beta of anything but a beta-VAE)
+
+
+def compare(cfg: DictConfig) -> tuple[list[dict], Path]:
+    """Rows of the comparison of cfg.compare's checkpoints, and the directory the table and figure went to."""
+    from facevae.evaluation import _replacing, pick_device  # one way to pick a device and to replace a result
+
+    paths = _checkpoint_paths(cfg)
+    device = pick_device(cfg.device)
+    rows, panels = [], []
+    for path in paths:
+        run = load_run(path, device)
+        log.info("%s: %s", path, type(run.model).__name__)
+        rows.append(_row(run, cfg))
+        panels.append(_panels(run.model, int(cfg.seed)))
+    out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else Path(cfg.paths.log_dir) / "compare"
+    with _replacing(out_dir) as tmp:
+        write_csv(rows, tmp / "compare.csv")
+        (tmp / "compare.md").write_text("\n".join(markdown_table(rows) + markdown_notes(rows)) + "\n")
+        compare_figure([f"{r['name']} ({r['model']})" for r in rows], panels, tmp / "compare.png")
+    return rows, out_dir
+
+
+def _checkpoint_paths(cfg: DictConfig) -> list[str]:
+    if cfg.get("ckpt_path"):
+        raise FaceVAEError("give ckpt_path=PATH (one checkpoint, every analysis) or compare=[PATH,PATH], not both")
+    paths = cfg.compare  # a list, or one path on its own: compare=PATH is a table of one row
+    return [str(p) for p in (OmegaConf.to_container(paths) if isinstance(paths, ListConfig) else [paths])]
+
+
+def _row(run: TrainedRun, cfg: DictConfig) -> dict:
+    hp = run.model.hparams
+    row = {
+        "name": _short_name(run),
+        "model": MODEL_NAMES.get(type(run.model).__name__, type(run.model).__name__),
+        "latent_dim": int(hp.latent_dim),
+        "beta": _beta(hp),
+        "checkpoint": str(run.path),
+    }
+    reused = _reusable_metrics(run, cfg)
+    if reused is not None:
+        row.update({k: reused[k] for k in SHARED_MEASURES}, psnr=reused.get("psnr", MISSING), source="metrics.json")
+        return row
+    overrides = OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else {}
+    dm = datamodule_for(run, overrides)
+    test, train = dm.images("test"), dm.images("train")
+    log.info("%s: %d samples against %d training and %d test crops", row["name"], cfg.n_samples, len(train), len(test))
+    row.update(sample_measures(run.model, train, test, int(cfg.n_samples), int(cfg.seed)))
+    row["psnr"] = MISSING
+    if hasattr(run.model, "reconstruct"):
+        from facevae.analysis.reconstruction import reconstruction_metrics
+
+        row["psnr"] = reconstruction_metrics(run.model, test, seed=int(cfg.seed))["psnr"]
+    row["source"] = "computed"
+    return row
+
+
+def _reusable_metrics(run: TrainedRun, cfg: DictConfig) -> dict | None:
+    """evaluate.py's metrics.json in its default place, if it covers the shared measures at this n_samples and seed
+    (older files that do not record them are recomputed rather than trusted)."""
+    path = run.run_dir / "evaluation" / run.path.stem / "metrics.json"
+    if not path.is_file():
+        return None
+    metrics = json.loads(path.read_text())
+    same = metrics.get("n_samples") == int(cfg.n_samples) and metrics.get("seed") == int(cfg.seed)
+    if not same or any(not isinstance(metrics.get(k), int | float) for k in SHARED_MEASURES):
+        return None
+    log.info("reusing %s", path)
+    return metrics
+
+
+def _short_name(run: TrainedRun) -> str:
+    """<run directory>/<checkpoint stem>: e.g. 09-35-06/best-epoch199, enough to tell rows apart."""
+    return f"{run.run_dir.name}/{run.path.stem}"
+
+
+def _beta(hp) -> float | str:
+    if "beta" not in hp:
+        return MISSING
+    return MISSING if hp.get("capacity_max") is not None else float(hp.beta)  # the capacity objective ignores beta
+
+
+def _panels(model, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first 16 of the prior samples the measures use, and the prior interpolation grid, as pictures."""
+    _, sampled = prior_samples(model, 16, seed)
+    return image_grid(sampled, ncols=8), image_grid(prior_grid(model, seed), ncols=GRID)
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows([{k: row.get(k, MISSING) for k in COLUMNS} for row in rows])
+
+
+def markdown_table(rows: list[dict]) -> list[str]:
+    """The table as Markdown lines, one row per checkpoint (the full paths are in compare.csv and compare.md)."""
+    shown = [c for c in COLUMNS if c != "checkpoint"]
+    lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+    return lines + ["| " + " | ".join(_cell(row.get(c, MISSING)) for c in shown) + " |" for row in rows]
+
+
+def markdown_notes(rows: list[dict]) -> list[str]:
+    """What the columns mean, and which checkpoint each row is: the lines under the table in compare.md."""
+    return [
+        "",
+        "Samples: n prior samples z ~ N(0, I) against the test crops (heldout_*) and the training crops. "
+        "diversity_ratio ~ 0 is mode collapse; memorisation_ratio well below 1 means samples sit nearer training "
+        "frames than new frames do. psnr: test frames reconstructed, for models with an encoder. source: "
+        "metrics.json of an earlier evaluate.py, or computed by this comparison.",
+        "",
+        *[f"- {row['name']}: {row['checkpoint']}" for row in rows],
+    ]
+
+
+def compare_figure(names: list[str], panels: list[tuple[np.ndarray, np.ndarray]], path: Path) -> Path:
+    """compare.png: one column per checkpoint, its 16 samples above its prior interpolation grid."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        2, len(panels), figsize=(5.5 * len(panels), 8.5), squeeze=False, height_ratios=[1, 4], layout="constrained"
+    )
+    for col, (name, (sampled, grid)) in enumerate(zip(names, panels, strict=True)):
+        axes[0, col].imshow(sampled)
+        axes[0, col].set_title(f"{name}\n16 samples (the same z for models of one latent size)", fontsize=9)
+        axes[1, col].imshow(grid)
+        axes[1, col].set_title("between three prior draws: A top-left, B top-right, C bottom-left", fontsize=8)
+        for ax in axes[:, col]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    return save_figure(fig, path, dpi=120, bbox_inches="tight")

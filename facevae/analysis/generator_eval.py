@@ -1,0 +1,134 @@
+"""What evaluate.py computes for a model that generates but does not encode (the WGAN-GP baseline), and the sample
+measures every model shares, so that a beta-VAE and a GAN compare on the same numbers.
+
+The shared measures are the seed's checks of generated images (Sullivan, section 2.2), computed the same way for
+any model with `decode(z)` from the same prior draws (numpy seed `seed`):
+
+    samples        `sample_statistics` of n prior samples against the held-out test crops and the training crops:
+                   sample_face_rate, sample_diversity, diversity_ratio (mode collapse), sample_nn_train_distance,
+                   memorisation_ratio (copied training frames), and the held-out references beside them
+    interpolation  the three-point grid between three prior draws (`three_point_grid`), as in the seed's WGAN
+                   figure, and how evenly it changes (`path_smoothness`): interp_smoothness_prior,
+                   interp_max_step_prior, interp_corner_distance_prior
+
+The beta-VAE's full evaluation computes the same keys on its own prior samples (evaluation.analyse); what needs an
+encoder (reconstruction, encoded interpolation, traversals by KL, smiles, disentanglement) has no GAN counterpart.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from facevae.analysis import samples
+from facevae.analysis.checkpoint import TrainedRun
+from facevae.analysis.encoding import decode_latents
+from facevae.analysis.interpolation import path_smoothness, three_point_grid
+from facevae.data.datamodule import FaceCropDataModule
+from facevae.images import image_grid, save_figure
+
+log = logging.getLogger(__name__)
+
+# The numbers every generative model gets, in the order a comparison table shows them.
+SHARED_MEASURES = (
+    "sample_face_rate",
+    "heldout_face_rate",
+    "sample_diversity",
+    "heldout_diversity",
+    "diversity_ratio",
+    "sample_nn_train_distance",
+    "heldout_nn_train_distance",
+    "memorisation_ratio",
+    "interp_smoothness_prior",
+    "interp_max_step_prior",
+    "interp_corner_distance_prior",
+)
+GRID = 8  # the interpolation grid is GRID x GRID, as the beta-VAE's evaluation draws it
+
+
+def prior_corners(latent_dim: int, seed: int) -> np.ndarray:
+    """The three prior draws a, b, c (3 x D float32) of the interpolation grid: the same as the beta-VAE's
+    evaluation uses for its prior grid, so two models of one latent size are shown the same codes."""
+    return np.random.default_rng(seed).standard_normal((3, latent_dim)).astype(np.float32)
+
+
+def prior_grid(model, seed: int, n: int = GRID) -> np.ndarray:
+    """The n x n three-point grid between `prior_corners`, decoded -> uint8 (n*n) x H x W x 3, row-major."""
+    corners = prior_corners(int(model.hparams.latent_dim), seed)
+    return decode_latents(model, three_point_grid(*corners, n=n).astype(np.float32))
+
+
+def sample_measures(
+    model, train: np.ndarray, heldout: np.ndarray, n_samples: int = 1000, seed: int = 0, out: Path | None = None
+) -> dict[str, float]:
+    """The SHARED_MEASURES of `model` (anything with decode(z) and hparams.latent_dim); with `out`, also
+    samples.png (16 samples over their nearest training crops) and interpolation.png there."""
+    _, sampled = samples.prior_samples(model, n_samples, seed)
+    stats = samples.sample_statistics(sampled, heldout, train)
+    grid = prior_grid(model, seed)
+    stats.update({f"interp_{k}_prior": v for k, v in path_smoothness(grid, GRID).items()})
+    if out is not None:
+        shown = sampled[:16]
+        nn_dist, nn_rows = samples.nearest_training_crops(shown, train)
+        samples.samples_figure(
+            shown,
+            train[nn_rows],
+            out / "samples.png",
+            nn_distances=nn_dist,
+            reference_distance=stats["heldout_nn_train_distance"],
+        )
+        prior_interpolation_figure(grid, stats, out / "interpolation.png")
+    return {k: stats[k] for k in SHARED_MEASURES}
+
+
+def prior_interpolation_figure(grid: np.ndarray, stats: dict, path: Path, n: int = GRID) -> Path:
+    """interpolation.png for a model without an encoder: the three-point grid between three prior draws."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(0.75 * n + 1.2, 0.75 * n + 1.6), layout="constrained")
+    ax.imshow(image_grid(grid, ncols=n))
+    side = grid.shape[1]
+    centres = 2 + np.arange(n) * (side + 2) + side / 2
+    ticks = [f"{t:.2g}" for t in np.linspace(0, 1, n)]
+    ax.set_xticks(centres, ticks, fontsize=7)
+    ax.set_yticks(centres, ticks, fontsize=7)
+    ax.tick_params(length=0)
+    ax.set_xlabel("u: from A towards B  (columns)", fontsize=9)
+    ax.set_ylabel("v: from A towards C  (rows)", fontsize=9)
+    for (r, c), text in {(0, 0): "A", (0, n - 1): "B", (n - 1, 0): "C", (n - 1, n - 1): "B+C−A"}.items():
+        ax.text(
+            centres[c] - side / 2 + 2,
+            centres[r] - side / 2 + 2,
+            text,
+            ha="left",
+            va="top",
+            fontsize=6,
+            color="white",
+            bbox={"boxstyle": "round,pad=0.15", "fc": "black", "alpha": 0.6, "lw": 0},
+        )
+    ax.set_title(
+        "Three-point interpolation between prior draws A, B, C ~ N(0, I) (Sullivan, section 4)\n"
+        f"smoothness {stats['interp_smoothness_prior']:.2f} (1 = even cross-fade), largest step "
+        f"{stats['interp_max_step_prior']:.1f}x the mean, A-B/A-C distance {stats['interp_corner_distance_prior']:.2f}",
+        fontsize=9,
+    )
+    return save_figure(fig, path, dpi=150, bbox_inches="tight")
+
+
+def evaluate_generator(run: TrainedRun, dm: FaceCropDataModule, cfg: DictConfig, out: Path) -> dict:
+    """evaluate.py's sections that apply to a generator: samples and the prior interpolation grid."""
+    if cfg.get("smiles"):
+        log.warning(
+            "smiles= ignored: the smile analyses encode frames, and %s has no encoder", type(run.model).__name__
+        )
+    test, train = dm.images("test"), dm.images("train")
+    metrics: dict = {"checkpoint": str(run.path), "n_test": len(test), "n_train": len(train)}
+    log.info("%d samples: diversity, nearest training neighbours, face detection; interpolation", cfg.n_samples)
+    metrics.update(sample_measures(run.model, train, test, int(cfg.n_samples), int(cfg.seed), out))
+    return metrics
