@@ -42,6 +42,7 @@ def checkpoint_monitor(cfg: DictConfig, model: pl.LightningModule) -> None:
         if is_checkpoint and callback.get("monitor") is not None:
             log.info("%s: no metric to choose checkpoints by, %s keeps the latest", type(model).__name__, name)
             callback.monitor = None
+            callback.filename = str(callback.filename).replace("best", "latest", 1)  # and says so in its name
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
