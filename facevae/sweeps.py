@@ -24,6 +24,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
+from facevae.config import python_command
 from facevae.errors import user_error
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,7 @@ class SweepSummary(Callback):
             what = " ".join(status.get("swept", []))
             lines.append(f"  job {num} ({what}) {status['status']}: {status.get('error', 'no status.json')}")
         lines.append(f"  sweep directory: {sweep_dir}")
-        lines.append(f"  compare the jobs: python evaluate.py sweep_dir={sweep_dir}")
+        lines.append(f"  compare the jobs: {python_command()} evaluate.py sweep_dir={sweep_dir}")
         print("\n".join(lines))
         if failed:
             sys.exit(1)  # every job had its turn; the exit status still tells a script that some failed

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import warnings
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from facevae.callbacks import CheckpointMetadata, MeanFaceBaseline
+from facevae.config import python_command
 from facevae.errors import FaceVAEError
 from facevae.sweeps import current_job, name_wandb_run
 
@@ -123,14 +123,8 @@ def _report(trainer: pl.Trainer, metrics: dict[str, float], best: str | None) ->
                 lines.append(f"  W&B run ({os.environ.get('WANDB_MODE', 'offline')}): {Path(run_dir).parent}")
                 lines.append(f"    sync it later with: wandb sync {Path(run_dir).parent}")
     if best:
-        lines.append(f"  evaluate it: {_python()} evaluate.py ckpt_path={best}")
+        lines.append(f"  evaluate it: {python_command()} evaluate.py ckpt_path={best}")
     print("\n".join(lines))
-
-
-def _python() -> str:
-    """How to call this Python from here: `.venv/bin/python` after `make train`, else plain `python`."""
-    exe = Path(sys.executable).absolute()
-    return os.path.relpath(exe) if exe.is_relative_to(Path.cwd()) else "python"
 
 
 def _finish_loggers(loggers: list, exit_code: int = 0) -> None:
