@@ -280,6 +280,7 @@ def test_the_command_line_prints_the_summary_and_the_output_last(checkpoint, dem
     assert lines[-1] == "view.mp4" and (tmp_path / "view.mp4").is_file()
     assert lines[-2] == "coordinates: view.coords.csv" and lines[-4].startswith("frames 10, faces found")
     assert len(pd.read_csv(tmp_path / "view.coords.csv")) == 10
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["view.coords.csv", "view.mp4"]  # no Hydra run folders
 
 
 def test_live_module_restores_torch_threads(checkpoint, demo_clip, tmp_path):
