@@ -63,7 +63,7 @@ WINDOW = "facevae live"
 
 # -- the latent map: a plane through the training crops' mu ---------------------------------------------------------
 
-PROJECTIONS = ("pca", "active", "smile")
+PROJECTIONS = ("auto", "pca", "active", "smile")
 MAP_FORMAT = 1  # part of the cache key: bump it when what the cached file holds changes
 
 
@@ -119,7 +119,17 @@ def fit_latent_map(run: TrainedRun, method: str, data_overrides: dict | None = N
     log.info("fitting the latent map (%s) on %d training crops", method, len(dm.rows("train")))
     mu, _ = encode_images(run.model, dm.images("train"))
     smile = dm.factors("train")[:, dm.factor_names.index("smile")] if "smile" in dm.factor_names else None
+    if method == "auto":
+        # PCA's plane is mostly pose and light: where smiles are known, put them on x so a smile moves the point.
+        method = "smile" if smile is not None and _has_both_groups(smile) else "pca"
     return latent_map_from(mu, method, smile)
+
+
+def _has_both_groups(smile: np.ndarray) -> bool:
+    from facevae.analysis.smile_analysis import smile_labels_from_factor
+
+    labels = smile_labels_from_factor(smile)
+    return min((labels == 1).sum(), (labels == 0).sum()) >= 2
 
 
 def latent_map_from(mu: np.ndarray, method: str, smile: np.ndarray | None = None) -> LatentMap:

@@ -197,3 +197,22 @@ def test_the_command_line_refuses_an_unknown_key_with_a_clear_message(tmp_path):
     assert result.returncode != 0
     assert "betaa" in result.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_the_same_seed_builds_the_same_initial_weights(tmp_path, demo_clip, monkeypatch):
+    """seed= fixes the model's initial weights too, whatever drew from the global RNG before."""
+    built = []
+    instantiate = training.hydra.utils.instantiate
+
+    def recording(config, *args, **kwargs):
+        obj = instantiate(config, *args, **kwargs)
+        if isinstance(obj, pl.LightningModule):
+            built.append(next(obj.parameters()).detach().clone())
+        return obj
+
+    monkeypatch.setattr(training.hydra.utils, "instantiate", recording)
+    for draw in (1, 1000):
+        torch.randn(draw)  # earlier work in the process (another test, a previous sweep job) moved the global RNG
+        cfg = make_cfg(tmp_path / str(draw), demo_clip, "callbacks=none", "logger=none", "+trainer.max_steps=0")
+        training.train(cfg)
+    assert len(built) == 2 and torch.equal(*built)
