@@ -124,15 +124,7 @@ def analyse(
     recon_test = decode_latents(model, mu[test_rows])
     stats = samples.sample_statistics(sampled, test, train, heldout_recon=recon_test)
     metrics.update(stats)
-    shown = sampled[:16]
-    nn_dist, nn_rows = samples.nearest_training_crops(shown, train)
-    samples.samples_figure(
-        shown,
-        train[nn_rows],
-        out / "samples.png",
-        nn_distances=nn_dist,
-        reference_distance=stats["heldout_nn_train_distance"],
-    )
+    samples.samples_beside_neighbours(sampled[:16], train, stats, out / "samples.png")
 
     log.info("latent traversals")
     base = traversals.central_code(mu[test_rows])

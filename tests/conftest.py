@@ -15,27 +15,27 @@ os.environ.setdefault("WANDB_SILENT", "true")
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
+def tiny_overrides(clip: Path | None, cache_dir: Path) -> list[str]:
+    """train.py overrides for a one-epoch run on a tiny clip: 1 s blocks of time, batches of 8, on the CPU."""
+    return [
+        f"data.video={clip}" if clip else "data.video=null",
+        f"data.cache_dir={cache_dir}",
+        "data.block_s=1",
+        "data.gap_s=0.25",
+        "data.batch_size=8",
+        "data.progress=false",
+        "trainer.max_epochs=1",
+        "trainer.check_val_every_n_epoch=1",
+        "trainer.accelerator=cpu",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+    ]
+
+
 def make_train_cfg(tmp_path: Path, clip: Path | None, *overrides: str):
     """The real train config, pointed at a tiny clip and at tmp_path for every output."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                f"data.video={clip}" if clip else "data.video=null",
-                f"data.cache_dir={tmp_path / 'cache'}",
-                "data.block_s=1",
-                "data.gap_s=0.25",
-                "data.batch_size=8",
-                "data.progress=false",
-                "trainer.max_epochs=1",
-                "trainer.check_val_every_n_epoch=1",
-                "trainer.accelerator=cpu",
-                "trainer.enable_progress_bar=false",
-                "trainer.enable_model_summary=false",
-                "logger=csv",
-                *overrides,
-            ],
-        )
+        cfg = compose("train", overrides=[*tiny_overrides(clip, tmp_path / "cache"), "logger=csv", *overrides])
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path / "run")
     return cfg

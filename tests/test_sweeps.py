@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import tiny_overrides
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
@@ -22,20 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_job_overrides(clip: Path, cache: Path) -> list[str]:
-    return [
-        f"data.video={clip}",
-        f"data.cache_dir={cache}",
-        "data.block_s=1",
-        "data.gap_s=0.25",
-        "data.batch_size=8",
-        "data.progress=false",
-        "trainer.max_epochs=1",
-        "trainer.check_val_every_n_epoch=1",
-        "trainer.accelerator=cpu",
-        "trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false",
-        "test=false",
-    ]
+    return [*tiny_overrides(clip, cache), "test=false"]
 
 
 def run_sweep(sweep_dir: Path, *overrides: str) -> subprocess.CompletedProcess:

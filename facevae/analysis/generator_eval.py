@@ -26,7 +26,7 @@ from omegaconf import DictConfig
 from facevae.analysis import samples
 from facevae.analysis.checkpoint import TrainedRun
 from facevae.analysis.encoding import decode_latents
-from facevae.analysis.interpolation import path_smoothness, three_point_grid
+from facevae.analysis.interpolation import label_grid_axes, path_smoothness, three_point_grid
 from facevae.data.datamodule import FaceCropDataModule
 from facevae.images import image_grid, save_figure
 
@@ -71,15 +71,7 @@ def sample_measures(
     grid = prior_grid(model, seed)
     stats.update({f"interp_{k}_prior": v for k, v in path_smoothness(grid, GRID).items()})
     if out is not None:
-        shown = sampled[:16]
-        nn_dist, nn_rows = samples.nearest_training_crops(shown, train)
-        samples.samples_figure(
-            shown,
-            train[nn_rows],
-            out / "samples.png",
-            nn_distances=nn_dist,
-            reference_distance=stats["heldout_nn_train_distance"],
-        )
+        samples.samples_beside_neighbours(sampled[:16], train, stats, out / "samples.png")
         prior_interpolation_figure(grid, stats, out / "interpolation.png")
     return {k: stats[k] for k in SHARED_MEASURES}
 
@@ -93,25 +85,7 @@ def prior_interpolation_figure(grid: np.ndarray, stats: dict, path: Path, n: int
 
     fig, ax = plt.subplots(figsize=(0.75 * n + 1.2, 0.75 * n + 1.6), layout="constrained")
     ax.imshow(image_grid(grid, ncols=n))
-    side = grid.shape[1]
-    centres = 2 + np.arange(n) * (side + 2) + side / 2
-    ticks = [f"{t:.2g}" for t in np.linspace(0, 1, n)]
-    ax.set_xticks(centres, ticks, fontsize=7)
-    ax.set_yticks(centres, ticks, fontsize=7)
-    ax.tick_params(length=0)
-    ax.set_xlabel("u: from A towards B  (columns)", fontsize=9)
-    ax.set_ylabel("v: from A towards C  (rows)", fontsize=9)
-    for (r, c), text in {(0, 0): "A", (0, n - 1): "B", (n - 1, 0): "C", (n - 1, n - 1): "B+C−A"}.items():
-        ax.text(
-            centres[c] - side / 2 + 2,
-            centres[r] - side / 2 + 2,
-            text,
-            ha="left",
-            va="top",
-            fontsize=6,
-            color="white",
-            bbox={"boxstyle": "round,pad=0.15", "fc": "black", "alpha": 0.6, "lw": 0},
-        )
+    label_grid_axes(ax, n, grid.shape[1])
     ax.set_title(
         "Three-point interpolation between prior draws A, B, C ~ N(0, I) (Sullivan, section 4)\n"
         f"smoothness {stats['interp_smoothness_prior']:.2f} (1 = even cross-fade), largest step "

@@ -158,6 +158,28 @@ def _tile_centres(n: int, side: int) -> np.ndarray:
     return PAD + np.arange(n) * (side + PAD) + side / 2
 
 
+def label_grid_axes(ax, n: int, side: int, x0: float = 0.0) -> None:
+    """Ticks, axis names and corner letters of a three-point grid drawn with imshow, `x0` pixels from the left."""
+    centres = _tile_centres(n, side)
+    ax.set_xticks(x0 + centres, [f"{u:.2g}" for u in np.linspace(0, 1, n)], fontsize=7)
+    ax.set_yticks(centres, [f"{v:.2g}" for v in np.linspace(0, 1, n)], fontsize=7)
+    ax.tick_params(length=0)
+    ax.set_xlabel("u: from A towards B  (columns)", fontsize=9)
+    ax.set_ylabel("v: from A towards C  (rows)", fontsize=9)
+    for (r, c), text in {(0, 0): "A", (0, n - 1): "B", (n - 1, 0): "C", (n - 1, n - 1): "B+C−A"}.items():
+        # In the cell's top-left corner, over the forehead: the eyes and mouth stay visible.
+        ax.text(
+            x0 + centres[c] - side / 2 + 2,
+            centres[r] - side / 2 + 2,
+            text,
+            ha="left",
+            va="top",
+            fontsize=6,
+            color="white",
+            bbox={"boxstyle": "round,pad=0.15", "fc": "black", "alpha": 0.6, "lw": 0},
+        )
+
+
 def _with_inputs(grid_images: np.ndarray, inputs: np.ndarray | None, n: int, gap: int = 10) -> tuple[np.ndarray, int]:
     """The n x n grid with a spare column either side; the real input crops, framed in blue, go outside their
     corners there: A left of A, C left of C, B right of B. Without inputs the columns stay blank, so both panels
@@ -232,26 +254,9 @@ def interpolation_figure(
         picture, x0 = _with_inputs(grids[kind], inputs, n)
         ax.imshow(picture)
         centres = _tile_centres(n, side)
-        ax.set_xticks(x0 + centres, [f"{u:.2g}" for u in np.linspace(0, 1, n)], fontsize=7)
-        ax.set_yticks(centres, [f"{v:.2g}" for v in np.linspace(0, 1, n)], fontsize=7)
-        ax.tick_params(length=0)
-        ax.set_xlabel("u: from A towards B  (columns)", fontsize=9)
-        ax.set_ylabel("v: from A towards C  (rows)", fontsize=9)
+        label_grid_axes(ax, n, side, x0)
         for spine in ax.spines.values():
             spine.set_visible(False)
-        corner_text = {(0, 0): "A", (0, n - 1): "B", (n - 1, 0): "C", (n - 1, n - 1): "B+C−A"}
-        for (r, c), text in corner_text.items():
-            # In the cell's top-left corner, over the forehead: the eyes and mouth stay visible.
-            ax.text(
-                x0 + centres[c] - side / 2 + 2,
-                centres[r] - side / 2 + 2,
-                text,
-                ha="left",
-                va="top",
-                fontsize=6,
-                color="white",
-                bbox={"boxstyle": "round,pad=0.15", "fc": "black", "alpha": 0.6, "lw": 0},
-            )
         if inputs is not None:
             right = picture.shape[1] - side / 2 - PAD
             for x, y, text in ((PAD + side / 2, 0, "real A"), (right, 0, "real B"), (PAD + side / 2, n - 1, "real C")):

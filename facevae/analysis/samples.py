@@ -260,3 +260,11 @@ def samples_figure(
     )
     path = save_figure(fig, path, dpi=150, bbox_inches="tight")
     return path
+
+
+def samples_beside_neighbours(shown: np.ndarray, train: np.ndarray, stats: dict, path: Path) -> Path:
+    """samples_figure for `shown` samples over their nearest training crops, with sample_statistics' reference."""
+    nn_dist, nn_rows = nearest_training_crops(shown, train)
+    return samples_figure(
+        shown, train[nn_rows], path, nn_distances=nn_dist, reference_distance=stats["heldout_nn_train_distance"]
+    )

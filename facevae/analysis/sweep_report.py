@@ -235,6 +235,7 @@ def _rate_distortion(done: pd.DataFrame, path: Path) -> Path:
     if beta.notna().any():
         fig.colorbar(points, ax=ax, label="log2 β")
     ax.grid(alpha=0.3)
+    fig.tight_layout()
     return save_figure(fig, path, dpi=110)
 
 
