@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -32,8 +33,16 @@ def run_sweep(sweep_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
-def wandb_runs(job_dir: Path) -> list[dict]:
-    return [run_contents(d) for d in sorted((job_dir / "wandb").glob("offline-run-*"))]
+def wandb_runs(job_dir: Path, timeout_s: float = 30.0) -> list[dict]:
+    """A job's offline W&B runs, each read once its exit record is written: W&B's writer is a process of its own
+    that can still be flushing when the job's process has ended."""
+    runs = []
+    for run_dir in sorted((job_dir / "wandb").glob("offline-run-*")):
+        deadline = time.monotonic() + timeout_s
+        while (run := run_contents(run_dir))["exit_code"] is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        runs.append(run)
+    return runs
 
 
 @pytest.fixture(scope="module")
