@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,15 @@ def test_resuming_continues_the_step_counter(trained, tmp_path, long_clip):
     assert resumed["global_step"] == steps_before * 3 // 2
 
 
+def finished_run(run_dir: Path, timeout_s: float = 30.0) -> dict:
+    """The offline run's contents once its exit record is written: W&B's writer process can still be flushing the file
+    when finish() returns, and on a loaded machine the history is sometimes not there yet."""
+    deadline = time.monotonic() + timeout_s
+    while (run := run_contents(run_dir))["exit_code"] is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return run
+
+
 def test_offline_wandb_run_holds_the_logged_keys_and_config(tmp_path, demo_clip, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     cfg = make_cfg(
@@ -116,7 +126,7 @@ def test_offline_wandb_run_holds_the_logged_keys_and_config(tmp_path, demo_clip,
     training.train(cfg)
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
-    run = run_contents(runs[0])
+    run = finished_run(runs[0])
     logged = {
         "train/loss",
         "train/recon",
