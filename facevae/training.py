@@ -33,10 +33,11 @@ def instantiate_group(group: DictConfig | None) -> list:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit (and test) as the config says; returns the final metrics, the value a sweeper optimises among them."""
+    # Seeded first: the model's initial weights are drawn when it is built, and they must follow the run's seed.
+    pl.seed_everything(cfg.seed, workers=True)
     # Everything that can be wrong with the config fails here, before any data is extracted.
     datamodule = hydra.utils.instantiate(cfg.data)
     model = hydra.utils.instantiate(cfg.model)
-    pl.seed_everything(cfg.seed, workers=True)
     name_wandb_run(cfg, current_job())  # each job of a sweep is its own W&B run, grouped by sweep
     resolved = OmegaConf.to_container(cfg, resolve=True)
     callbacks = instantiate_group(cfg.get("callbacks")) + [CheckpointMetadata(resolved)]
