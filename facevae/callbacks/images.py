@@ -12,15 +12,16 @@ from facevae.models.lit_beta_vae import to_float_images
 
 
 class _EveryNEpochs(pl.Callback):
+    """Runs at the end of a validation epoch every `every_n_epochs` training epochs, and always at the last one, so a
+    run shorter than the interval still ends with its figures."""
+
     def __init__(self, every_n_epochs: int = 1):
         self.every_n_epochs = every_n_epochs
 
     def _due(self, trainer: pl.Trainer) -> bool:
-        return (
-            trainer.is_global_zero
-            and not trainer.sanity_checking
-            and ((trainer.current_epoch + 1) % self.every_n_epochs == 0 or trainer.should_stop)
-        )
+        epoch = trainer.current_epoch + 1
+        last = trainer.should_stop or (trainer.max_epochs is not None and epoch >= trainer.max_epochs > 0)
+        return trainer.is_global_zero and not trainer.sanity_checking and (epoch % self.every_n_epochs == 0 or last)
 
 
 def fixed_val_images(trainer: pl.Trainer, n: int) -> torch.Tensor:
