@@ -41,6 +41,8 @@ lint: install
 bench: install
 	$(PY) -m facevae.bench extraction
 	$(PY) -m facevae.bench train
+	$(PY) -m facevae.bench sweep
+	$(PY) -m facevae.bench results
 
 clean-data:
 	rm -rf data/cache

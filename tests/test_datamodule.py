@@ -7,6 +7,9 @@ import pytest
 import torch
 
 from facevae.data.datamodule import EpochBatches, FaceCropDataModule
+from facevae.errors import FaceVAEError
+
+CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
@@ -25,16 +28,54 @@ def datamodule(long_clip, tmp_path_factory):
     return dm
 
 
+def on_device(batches, datamodule):
+    """The batches as the training step sees them, after Lightning's transfer to the device (here the CPU)."""
+    return [datamodule.transfer_batch_to_device(b, CPU, 0) for b in batches]
+
+
 def test_batches_stay_uint8_channels_last_until_the_device(datamodule):
-    batch = next(iter(datamodule.train_dataloader()))
+    batch = on_device([next(iter(datamodule.train_dataloader()))], datamodule)[0]
     assert batch["image"].dtype == torch.uint8
     assert batch["image"].shape == (8, 64, 64, 3)
     assert batch["index"].dtype == torch.int64
 
 
 def test_training_batches_have_a_static_shape(datamodule):
-    sizes = {len(b["image"]) for b in datamodule.train_dataloader()}
+    sizes = {len(b["image"]) for b in on_device(datamodule.train_dataloader(), datamodule)}
     assert sizes == {8}
+
+
+def test_on_device_loaders_send_rows_only_and_the_device_gathers_the_same_batches(datamodule):
+    assert datamodule.on_device  # the default, with no loader workers
+    sent = list(datamodule.train_dataloader())
+    assert all(set(b) == {"index"} for b in sent)
+    host = FaceCropDataModule(**{**datamodule.hparams, "on_device": False})
+    host.setup("fit")
+    expected = list(host.train_dataloader())  # the same seed: the same permutation
+    assert all(set(b) == {"image", "index"} for b in expected)
+    got = on_device(sent, datamodule)
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected, strict=True):
+        assert torch.equal(a["index"], b["index"]) and torch.equal(a["image"], b["image"])
+    val = on_device(datamodule.val_dataloader(), datamodule)
+    assert torch.equal(torch.cat([b["image"] for b in val]), torch.from_numpy(datamodule.images("val")))
+
+
+def test_the_cache_goes_to_a_device_once_and_on_the_cpu_is_not_copied(datamodule):
+    crops = datamodule.crops_on(CPU)
+    assert crops is datamodule.crops_on(CPU)
+    assert crops.data_ptr() == datamodule.data.crops.ctypes.data
+    datamodule.teardown("fit")
+    assert datamodule.crops_on(CPU) is not crops  # released at teardown, made again on demand
+
+
+def test_on_device_is_off_with_loader_workers_and_refuses_them_when_forced(tmp_path):
+    assert not FaceCropDataModule(num_workers=2).on_device
+    assert not FaceCropDataModule(on_device=False).on_device
+    with pytest.raises(FaceVAEError, match="data.num_workers=2"):
+        FaceCropDataModule(on_device=True, num_workers=2)
+    with pytest.raises(FaceVAEError, match="data.on_device=sometimes"):
+        FaceCropDataModule(on_device="sometimes")
 
 
 def test_data_parallel_processes_take_disjoint_equal_shares_of_one_permutation():

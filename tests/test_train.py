@@ -68,6 +68,20 @@ def test_an_experiment_overrides_top_level_keys(tmp_path):
     assert cfg.test is False and cfg.tags == ["smoke"]
 
 
+def test_the_seed_sets_the_initial_weights(tmp_path, monkeypatch):
+    initial = []
+
+    def record(cfg, trainer, model, datamodule, ckpt_path):
+        initial.append(model.model.encoder[0].weight.detach().clone())
+        return {}
+
+    monkeypatch.setattr(training, "_fit_and_test", record)
+    for seed in (0, 1, 0):
+        torch.manual_seed(123)  # whatever ran before in the process plays no part
+        training.train(make_cfg(tmp_path, tmp_path / "never-read.mp4", f"seed={seed}"))
+    assert torch.equal(initial[0], initial[2]) and not torch.equal(initial[0], initial[1])
+
+
 def test_fast_dev_run_trains_on_a_tiny_clip(tmp_path, demo_clip):
     cfg = make_cfg(tmp_path, demo_clip, "+trainer.fast_dev_run=true", "test=false")
     metrics = training.train(cfg)

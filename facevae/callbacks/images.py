@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 
 
 class _EveryNEpochs(pl.Callback):
+    """Runs at the end of a validation epoch every `every_n_epochs` training epochs, and always at the last one, so a
+    run shorter than the interval still ends with its figures."""
+
     # A method the model must have for this callback to apply ("encode", "reconstruct"); None: any model. The
     # WGAN has a generator but no encoder, so the callbacks that look at encoded frames skip it.
     requires: str | None = None
@@ -32,12 +35,10 @@ class _EveryNEpochs(pl.Callback):
             log.info("%s skipped: %s has no %s()", type(self).__name__, type(pl_module).__name__, self.requires)
 
     def _due(self, trainer: pl.Trainer) -> bool:
-        return (
-            self.applies
-            and trainer.is_global_zero
-            and not trainer.sanity_checking
-            and ((trainer.current_epoch + 1) % self.every_n_epochs == 0 or trainer.should_stop)
-        )
+        epoch = trainer.current_epoch + 1
+        last = trainer.should_stop or (trainer.max_epochs is not None and epoch >= trainer.max_epochs > 0)
+        due = epoch % self.every_n_epochs == 0 or last
+        return self.applies and trainer.is_global_zero and not trainer.sanity_checking and due
 
 
 def fixed_val_images(trainer: pl.Trainer, n: int) -> torch.Tensor:

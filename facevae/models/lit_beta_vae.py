@@ -1,7 +1,8 @@
 """BetaVAEModule: trains a BetaVAE on face crops with the objectives in objectives.py, and logs what to watch.
 
 Logged keys (nats per image unless said otherwise):
-    train/loss train/recon train/kl   every step
+    train/loss train/recon train/kl   means over the steps since the last logged one (trainer.log_every_n_steps):
+                                      step values stay on the device and are read once per interval
     train/beta                        the weight on the KL term now: beta * warm-up, or gamma * warm-up under
                                       the capacity objective
     train/beta_norm                   train/beta * latent_dim / (3 * H * W): Higgins et al.'s normalised beta
@@ -15,6 +16,7 @@ Logged keys (nats per image unless said otherwise):
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -26,18 +28,23 @@ from torchmetrics import Metric
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from facevae.errors import FaceVAEError
+from facevae.models import speed
 from facevae.models.beta_vae import BetaVAE
 from facevae.models.objectives import VAELoss, beta_vae_loss, capacity_at, kl_warmup_weight
+
+log = logging.getLogger(__name__)
 
 # A latent whose posterior stays within 0.01 nats of the prior tells the decoder almost nothing: "inactive".
 ACTIVE_KL_NATS = 0.01
 
 
-def to_float_images(images: Tensor) -> Tensor:
-    """uint8 B x H x W x 3 (channels-last, as the crop cache has them) -> float32 B x 3 x H x W in [0,1]."""
+def to_float_images(images: Tensor, memory_format: torch.memory_format = torch.contiguous_format) -> Tensor:
+    """uint8 B x H x W x 3 (channels-last, as the crop cache has them) -> float32 B x 3 x H x W in [0,1].
+
+    torch.channels_last keeps the cache's layout (the permuted view already has those strides): no copy."""
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
         raise FaceVAEError(f"expected face crops as uint8 B x H x W x 3, got {images.dtype} {tuple(images.shape)}")
-    return images.permute(0, 3, 1, 2).float().div(255.0).contiguous()
+    return images.permute(0, 3, 1, 2).float().div(255.0).contiguous(memory_format=memory_format)
 
 
 class KLPerDim(Metric):
@@ -66,6 +73,10 @@ class BetaVAEModule(pl.LightningModule):
     Batches are dicts {"image": uint8 B x H x W x 3, "index": int64 B}; on_after_batch_transfer adds
     "x": float B x 3 x H x W in [0, 1] on the device. capacity_max (nats) switches to the controlled-capacity
     objective of Burgess et al. 2018: C rises linearly to capacity_max over capacity_steps; beta is unused.
+
+    Speed switches, none of which changes what is computed (see speed.py): `compile` ("auto", false or a
+    torch.compile mode) compiles the training loss and its backward when a fit starts, "auto" choosing per device;
+    `channels_last` lays images and convolution weights out as NHWC. Precision is trainer.precision (bf16-mixed).
     """
 
     def __init__(
@@ -83,6 +94,8 @@ class BetaVAEModule(pl.LightningModule):
         capacity_max: float | None = None,
         capacity_steps: int = 100_000,
         capacity_gamma: float = 1000.0,
+        compile: str | bool | None = "auto",
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         # Plain lists, from a YAML ListConfig or a Python tuple: hparams.yaml and checkpoints stay plain.
@@ -108,6 +121,7 @@ class BetaVAEModule(pl.LightningModule):
             math.isfinite(capacity_gamma) and capacity_gamma >= 0,
             f"model.capacity_gamma={capacity_gamma}: must be a finite number >= 0",
         )
+        self.compile_setting = speed.compile_setting(compile)  # checked now, resolved for the device at fit start
         self.save_hyperparameters()
 
         self.model = BetaVAE(latent_dim=latent_dim, channels=channels, hidden=hidden, image_size=image_size)
@@ -127,6 +141,12 @@ class BetaVAEModule(pl.LightningModule):
         self.last_val_kl_per_dim: Tensor | None = None
         self.last_test_kl_per_dim: Tensor | None = None
 
+        # The hot path reads nothing from the device: step values wait in _steps, validation losses in _val_losses.
+        self._steps = speed.StepValues(["loss", "recon", "kl", *(["sigma"] if learn_sigma else [])])
+        self._val_losses: list[Tensor] = []
+        self._read_every: int | None = None  # steps between reads inside trainer.fit; None: every step
+        self._compiled_objective = None  # set at fit start when compiling
+
     # --- the objective --------------------------------------------------------------------------------------
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -141,61 +161,156 @@ class BetaVAEModule(pl.LightningModule):
             return hp.beta * warm, None
         return hp.capacity_gamma * warm, capacity_at(self.global_step, hp.capacity_max, hp.capacity_steps)
 
-    def _loss(self, x: Tensor) -> tuple[VAELoss, Tensor, float, float | None]:
+    def _loss(self, x: Tensor, weight: float | Tensor, capacity: float | Tensor | None) -> tuple[VAELoss, Tensor]:
         x_mean, mu, logvar, _ = self.model(x)
-        weight, capacity = self.kl_schedule()
         # One weight serves both objectives: beta_vae_loss reads beta without a capacity and gamma with one.
         out = beta_vae_loss(x, x_mean, mu, logvar, self.log_sigma, weight, capacity=capacity, gamma=weight)
-        return out, mu, weight, capacity
+        return out, mu
+
+    def _objective(
+        self, x: Tensor, weight: float | Tensor, capacity: float | Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """(loss, recon, kl) of a training batch: the part torch.compile captures, with its backward."""
+        out, _ = self._loss(x, weight, capacity)
+        return out.loss, out.recon.detach(), out.kl.detach()
+
+    def _train_loss(self, x: Tensor, weight: float, capacity: float | None) -> tuple[Tensor, Tensor, Tensor]:
+        if self._compiled_objective is None:
+            return self._objective(x, weight, capacity)
+        # Tensors made on the device, not Python floats: a number that changes every step (KL warm-up, capacity)
+        # would recompile the graph, and torch.tensor(value, device=cuda) would wait for the GPU.
+        weight_t = torch.full((), weight, device=x.device)
+        capacity_t = None if capacity is None else torch.full((), capacity, device=x.device)
+        torch.compiler.cudagraph_mark_step_begin()  # the last step's outputs are done with: CUDA graphs may reuse them
+        return self._compiled_objective(x, weight_t, capacity_t)
 
     # --- Lightning hooks ------------------------------------------------------------------------------------
+
+    def configure_model(self) -> None:
+        if self.hparams.channels_last:  # 4-D weights NHWC, to match the NHWC images on_after_batch_transfer makes
+            self.model.to(memory_format=torch.channels_last)
+
+    def compile_training_step(self, device_type: str) -> str | None:
+        """Resolve model.compile for this device and compile the training objective (lazily: on its first call);
+        returns the torch.compile mode, or None when training eagerly."""
+        mode = speed.resolve_compile(self.compile_setting, device_type)
+        self._compiled_objective = torch.compile(self._objective, mode=mode) if mode else None
+        return mode
+
+    def on_fit_start(self) -> None:
+        mode = self.compile_training_step(self.device.type)
+        self._read_every = self.trainer.log_every_n_steps
+        log.info(
+            "training step: %s on %s, channels_last %s, precision %s; step values read every %d steps",
+            f"torch.compile mode={mode}" if mode else "eager",
+            self.device.type,
+            self.hparams.channels_last,
+            self.trainer.precision,
+            self._read_every,
+        )
+
+    def on_fit_end(self) -> None:
+        self._compiled_objective, self._read_every = None, None
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Convert the uint8 channels-last crops on the device, where it is cheap, not in the loader workers:
         a uint8 batch is a quarter of the float one to copy."""
         if isinstance(batch, dict) and "image" in batch:
-            batch = {**batch, "x": to_float_images(batch["image"])}
+            memory_format = torch.channels_last if self.hparams.channels_last else torch.contiguous_format
+            batch = {**batch, "x": to_float_images(batch["image"], memory_format)}
         return batch
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         x = batch["x"]
-        out, _, weight, capacity = self._loss(x)
-        # A NaN would poison every weight at the next step; stop now, before it reaches a checkpoint.
-        if not torch.isfinite(out.loss):
-            raise FaceVAEError(
-                f"loss is {out.loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
-                "stopping — the last good checkpoint is kept"
-            )
-        n = x.shape[0]
-        _, c, h, w = x.shape
-        self.log("train/loss", out.loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=n)
-        log = {
-            "train/recon": out.recon,
-            "train/kl": out.kl,
-            "train/beta": weight,
-            "train/beta_norm": weight * self.hparams.latent_dim / (c * h * w),
+        weight, capacity = self.kl_schedule()
+        loss, recon, kl = self._train_loss(x, weight, capacity)
+        sigma = [self.log_sigma.detach().exp()] if self.hparams.learn_sigma else []
+        self._steps.add(self.global_step, [loss, recon, kl, *sigma])
+        if self._read_due(batch_idx):
+            self._log_steps(weight, capacity, x.shape)
+        return loss
+
+    def _read_due(self, batch_idx: int) -> bool:
+        """Whether this step reads the step values: at Lightning's logging steps, at an epoch's last batch (so the
+        NaN check and the logged values are current before validation and checkpoints), and at every step outside
+        trainer.fit."""
+        if self._read_every is None:
+            return True
+        trainer = self.trainer
+        logging_step = self._read_every > 0 and (self.global_step + 1) % self._read_every == 0
+        return logging_step or batch_idx + 1 >= trainer.num_training_batches or trainer.should_stop
+
+    def _log_steps(self, weight: float, capacity: float | None, shape: torch.Size) -> None:
+        """Read the steps since the last read from the device (the one wait), stop on a NaN, log their means.
+
+        Everything logged is a CPU tensor, so neither Lightning's progress-bar values (converted after every batch)
+        nor its loggers touch the device again."""
+        first, values = self._steps.read()
+        self._stop_if_non_finite(first, values[:, 0])
+        mean = dict(zip(self._steps.names, values.mean(dim=0), strict=True))
+        n, c, h, w = shape
+        self.log("train/loss", mean["loss"], prog_bar=True, on_step=True, on_epoch=False, batch_size=n)
+        logged = {
+            "train/recon": mean["recon"],
+            "train/kl": mean["kl"],
+            "train/beta": torch.tensor(weight),
+            "train/beta_norm": torch.tensor(weight * self.hparams.latent_dim / (c * h * w)),
         }
         if capacity is not None:
-            log["train/capacity"] = capacity
-        if self.hparams.learn_sigma:
-            log["train/sigma"] = self.log_sigma.detach().exp()
-        self.log_dict(log, on_step=True, on_epoch=False, batch_size=n)
-        return out.loss
+            logged["train/capacity"] = torch.tensor(capacity)
+        if "sigma" in mean:
+            logged["train/sigma"] = mean["sigma"]
+        self.log_dict(logged, on_step=True, on_epoch=False, batch_size=n)
 
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch["x"], "val")
+    def _stop_if_non_finite(self, first_step: int, losses: Tensor) -> None:
+        # A NaN poisons every weight at the next step: stop, naming the step, before it reaches a checkpoint.
+        bad = speed.first_non_finite(first_step, losses)
+        if bad is not None:
+            step, value = bad
+            raise FaceVAEError(
+                f"loss is {value} at step {step} (epoch {self.current_epoch}); "
+                "stopping — the last good checkpoint is kept"
+            )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Steps not yet read may hold a NaN: a checkpoint written now (every_n_train_steps, mid-epoch validation)
+        # must not carry their weights.
+        if len(self._steps):
+            self._stop_if_non_finite(self._steps.first_step, self._steps.peek()[:, 0])
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_losses = []
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+        out = self._evaluate(batch["x"], "val")
+        self._val_losses.append(out.loss.detach())
+        if self._last_val_batch(batch_idx, dataloader_idx):
+            self._stop_if_val_diverged()
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._evaluate(batch["x"], "test")
 
-    def _evaluate(self, x: Tensor, stage: str) -> None:
-        # The same objective as training at this step, so val/loss and train/loss compare.
-        out, mu, _, _ = self._loss(x)
-        if stage == "val" and not torch.isfinite(out.loss):  # diverged weights must not become a checkpoint
+    def _last_val_batch(self, batch_idx: int, dataloader_idx: int) -> bool:
+        if self._read_every is None:  # outside trainer.fit: check every batch
+            return True
+        trainer = self.trainer
+        batches = trainer.num_sanity_val_batches if trainer.sanity_checking else trainer.num_val_batches
+        return batch_idx + 1 >= batches[dataloader_idx]
+
+    def _stop_if_val_diverged(self) -> None:
+        # Read once per validation, at its last batch: before the epoch-end callbacks draw from diverged weights
+        # and before a checkpoint is written.
+        losses = torch.stack(self._val_losses).cpu()
+        bad = speed.first_non_finite(0, losses)
+        if bad is not None:
             raise FaceVAEError(
-                f"validation loss is {out.loss.item()} at epoch {self.current_epoch}: the weights diverged; "
+                f"validation loss is {bad[1]} at epoch {self.current_epoch}: the weights diverged; "
                 "stopping — the last good checkpoint is kept"
             )
+
+    def _evaluate(self, x: Tensor, stage: str) -> VAELoss:
+        # The same objective as training at this step, so val/loss and train/loss compare.
+        out, mu = self._loss(x, *self.kl_schedule())
         n = x.shape[0]
         log = {f"{stage}/loss": out.loss, f"{stage}/recon": out.recon, f"{stage}/kl": out.kl}
         # The beta=1 bound: unlike the loss, it compares runs of different beta (what a sweeper optimises).
@@ -208,6 +323,7 @@ class BetaVAEModule(pl.LightningModule):
         self.log(f"{stage}/psnr", self.psnr[stage], on_step=False, on_epoch=True, batch_size=n)
         self.log(f"{stage}/ssim", self.ssim[stage], on_step=False, on_epoch=True, batch_size=n)
         self.kl_per_dim[stage].update(out.kl_per_dim, n)
+        return out
 
     def on_validation_epoch_end(self) -> None:
         self.last_val_kl_per_dim = self._log_kl_per_dim("val")
@@ -226,7 +342,12 @@ class BetaVAEModule(pl.LightningModule):
         return kl.detach().cpu()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, betas=tuple(self.hparams.adam_betas))
+        # On a GPU, Adam's fused kernel updates every weight in one launch instead of several per step; the same
+        # arithmetic. (Lightning moves the module to its device before asking for the optimizer.)
+        fused = self.device.type == "cuda"
+        return torch.optim.Adam(
+            self.parameters(), lr=self.hparams.lr, betas=tuple(self.hparams.adam_betas), fused=fused
+        )
 
     # --- for evaluation and callbacks -----------------------------------------------------------------------
 

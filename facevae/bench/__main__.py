@@ -1,0 +1,3 @@
+from facevae.bench import main
+
+main()

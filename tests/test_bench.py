@@ -1,0 +1,40 @@
+"""python -m facevae.bench: its loops run and its command line parses. The timings themselves are never checked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from facevae.bench import build_parser, data_overrides
+from facevae.bench.training import Clock, bare_loop, dataloader_loop
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def crops() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (32, 64, 64, 3), dtype=np.uint8)
+
+
+def test_the_bare_and_dataloader_loops_run_a_few_steps(crops):
+    images_per_s, one_time_s = bare_loop(crops, 4, 2, CPU, warmup=1)
+    assert images_per_s > 0 and one_time_s >= 0
+    assert dataloader_loop(crops, 4, 2, CPU, workers=0) > 0
+
+
+def test_the_clock_leaves_the_first_epoch_out_of_the_rates():
+    clock = Clock()
+    clock.fit_s, clock.largest_batch = 10.0, 64
+    clock.epochs = [(640, 4.0, 5.0), (640, 1.0, 2.0), (640, 1.0, 2.0)]
+    timing = clock.timing()
+    assert timing.train_ips == 640 and timing.epoch_ips == 320 and timing.one_time_s == 3.0
+    assert timing.note(64) == "" and "64, per step" in timing.note(1024)
+
+
+def test_every_section_parses_and_the_data_goes_to_train_py(tmp_path):
+    parser = build_parser()
+    for section in ("extraction", "train", "sweep", "results"):
+        assert parser.parse_args([section]).run.split(":")[0] in ("extraction", "training", "sweep", "results")
+    args = parser.parse_args(["sweep", "--video", str(tmp_path / "me.mp4"), "--betas", "1", "4", "--n-jobs", "2"])
+    assert args.betas == [1.0, 4.0] and data_overrides(args) == [f"data.video={tmp_path / 'me.mp4'}"]

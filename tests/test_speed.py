@@ -1,0 +1,326 @@
+"""The speed switches (facevae/models/speed.py and BetaVAEModule): each computes what eager fp32 computes, and the
+training loop reads nothing from the device between logging steps. All on CPU; no test measures a speed."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from test_beta_vae import FaceCrops, batch_of, structured_images
+from torch.utils.data import DataLoader
+
+from facevae.errors import FaceVAEError
+from facevae.models import BetaVAEModule, speed
+
+pytestmark = pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
+
+TINY = {"latent_dim": 4, "channels": [8, 8], "hidden": 16, "image_size": 16}
+
+
+def tiny_module(**switches) -> BetaVAEModule:
+    torch.manual_seed(0)  # the same initial weights for every switch
+    module = BetaVAEModule(**TINY, lr=1e-3, **switches)
+    module.configure_model()
+    return module
+
+
+def trainer_for(tmp_path, **kwargs) -> pl.Trainer:
+    settings = {
+        "accelerator": "cpu",
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "num_sanity_val_steps": 0,
+        "limit_val_batches": 0,
+        "default_root_dir": tmp_path,
+        **kwargs,
+    }
+    return pl.Trainer(**settings)
+
+
+# --- the switch's values --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "setting, expected",
+    [
+        ("auto", "auto"),
+        (False, None),
+        ("false", None),
+        (None, None),
+        (True, "default"),
+        ("max-autotune", "max-autotune"),
+    ],
+)
+def test_compile_settings_are_auto_off_or_a_torch_compile_mode(setting, expected):
+    assert speed.compile_setting(setting) == expected
+
+
+def test_an_unknown_compile_mode_is_a_one_line_error():
+    with pytest.raises(FaceVAEError, match="model.compile=fast: use auto, false or a torch.compile mode"):
+        BetaVAEModule(compile="fast")
+
+
+def test_auto_compiles_with_cuda_graphs_on_a_gpu_and_stays_eager_on_cpu():
+    found = lambda device: "/usr/bin/cc"  # noqa: E731
+    assert speed.resolve_compile("auto", "cuda", found) == "reduce-overhead"
+    assert speed.resolve_compile("auto", "cpu", found) is None
+    assert speed.resolve_compile("default", "cpu", found) == "default"
+    assert speed.resolve_compile(None, "cuda", found) is None
+
+
+def test_without_a_compiler_an_explicit_mode_fails_in_one_line_and_auto_falls_back_to_eager(caplog):
+    missing = lambda device: None  # noqa: E731
+    with pytest.raises(FaceVAEError, match="model.compile=default: torch.compile needs a C/C\\+\\+ compiler") as err:
+        speed.resolve_compile("default", "cpu", missing)
+    assert "\n" not in str(err.value)
+    with caplog.at_level(logging.WARNING):
+        assert speed.resolve_compile("auto", "cuda", missing) is None
+    assert "training eagerly" in caplog.text
+
+
+def test_this_machine_has_the_compiler_torch_compile_needs_on_cpu():
+    assert speed.find_compiler("cpu") is not None  # else the compile tests below would only see the error
+
+
+# --- each switch computes what eager fp32 computes --------------------------------------------------------------
+
+
+def loss_and_grads(module: BetaVAEModule, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    batch = module.on_after_batch_transfer(batch_of(images), 0)
+    torch.manual_seed(1)  # the same reparameterisation noise
+    loss = module.training_step(batch, 0)
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in module.named_parameters()}
+
+
+@pytest.fixture(scope="module")
+def eager_step():
+    images = structured_images(8, size=16)
+    return images, loss_and_grads(tiny_module(), images)
+
+
+def assert_same_step(got, expected, rtol: float, grad_rtol: float | None = None) -> None:
+    (loss, grads), (loss_0, grads_0) = got, expected
+    torch.testing.assert_close(loss, loss_0, rtol=rtol, atol=0)
+    for name, grad in grads.items():
+        # Relative to the gradient's scale: summation order alone moves single elements near zero.
+        error = (grad - grads_0[name]).norm() / grads_0[name].norm()
+        assert error < (grad_rtol or rtol), (name, float(error))
+
+
+def test_channels_last_gives_the_eager_loss_and_gradients(eager_step):
+    images, expected = eager_step
+    module = tiny_module(channels_last=True)
+    assert module.model.encoder[0].weight.is_contiguous(memory_format=torch.channels_last)
+    batch = module.on_after_batch_transfer(batch_of(images), 0)
+    assert batch["x"].is_contiguous(memory_format=torch.channels_last)
+    assert_same_step(loss_and_grads(module, images), expected, rtol=1e-5)
+
+
+def test_bf16_autocast_gives_the_eager_loss_and_gradients_to_bf16_precision(eager_step):
+    images, expected = eager_step
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = loss_and_grads(tiny_module(), images)
+    # bf16 keeps 8 bits of mantissa (0.4% per rounding). The loss agrees to 0.1%; the first layer's gradient, a sum
+    # of (x - x_mean) / sigma^2 terms that cancel, to about 7%. Whether that changes what is learned is measured on
+    # whole runs (python -m facevae.bench results), not here.
+    assert_same_step(got, expected, rtol=1e-2, grad_rtol=0.15)
+
+
+@pytest.fixture
+def dynamo_only(monkeypatch) -> list:
+    """torch.compile traced by dynamo as one graph (fullgraph: a graph break is an error) but run as traced, without
+    inductor: what the compile switch does to the step, in a second instead of inductor's half-minute build of C++
+    kernels. Returns the graphs compiled, one entry each."""
+    graphs = []
+
+    def backend(graph, example_inputs):
+        graphs.append(graph)
+        return graph.forward
+
+    torch._dynamo.reset()  # graphs compiled by earlier tests would be reused, not counted
+    real = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, mode=None: real(fn, backend=backend, fullgraph=True))
+    yield graphs
+    torch._dynamo.reset()
+
+
+def test_the_compiled_step_is_one_graph_with_the_eager_loss_and_gradients(eager_step, dynamo_only):
+    images, expected = eager_step
+    module = tiny_module(compile="reduce-overhead", kl_warmup_steps=10)  # a KL weight passed as a tensor
+    assert module.compile_training_step("cpu") == "reduce-overhead"
+    module.kl_schedule = lambda: (1.0, None)  # warm-up's weight at step 0 is 0; the eager step's is 1
+    assert_same_step(loss_and_grads(module, images), expected, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_the_inductor_compiled_step_gives_the_eager_loss_and_gradients(eager_step):
+    images, expected = eager_step
+    module = tiny_module(compile="default")
+    assert module.compile_training_step("cpu") == "default"
+    # Inductor draws its own random numbers unless told to use torch's: with them, the noise is eager's.
+    with torch._inductor.config.patch(fallback_random=True):
+        got = loss_and_grads(module, images)
+    assert_same_step(got, expected, rtol=1e-4)
+
+
+def test_eager_is_the_default_on_cpu():
+    module = tiny_module()
+    assert module.compile_setting == "auto" and module.compile_training_step("cpu") is None
+
+
+def fit_a_few_steps(tmp_path, precision: str = "32-true", **switches) -> tuple[pl.Trainer, BetaVAEModule]:
+    module = tiny_module(**switches)
+    loader = DataLoader(FaceCrops(structured_images(32, size=16)), batch_size=8)
+    trainer = trainer_for(tmp_path, max_epochs=2, precision=precision, log_every_n_steps=2)
+    trainer.fit(module, loader)
+    assert trainer.global_step == 8
+    loss = trainer.callback_metrics["train/loss"]
+    assert loss.device.type == "cpu" and torch.isfinite(loss)
+    assert module._compiled_objective is None  # dropped when the fit ends: evaluation runs the eager model
+    return trainer, module
+
+
+@pytest.mark.parametrize(
+    "switches, precision",
+    [({}, "32-true"), ({"channels_last": True}, "32-true"), ({}, "bf16-mixed")],
+    ids=["eager", "channels_last", "bf16-mixed"],
+)
+def test_each_switch_trains_in_the_lightning_loop(tmp_path, switches, precision):
+    fit_a_few_steps(tmp_path, precision, **switches)
+
+
+def test_the_compiled_step_trains_in_the_lightning_loop_without_recompiling(tmp_path, dynamo_only):
+    fit_a_few_steps(tmp_path, compile="default", kl_warmup_steps=4)  # a new KL weight each step
+    assert len(dynamo_only) == 1
+
+
+@pytest.mark.slow
+def test_the_inductor_compiled_step_trains_in_the_lightning_loop(tmp_path):
+    fit_a_few_steps(tmp_path, compile="default", kl_warmup_steps=4)
+
+
+# --- nothing on the hot path waits for the device -----------------------------------------------------------------
+
+HOST_READS = ("item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__")
+
+
+class BatchWindows(pl.Callback):
+    """Which training batch each event falls in: from that batch's start to the next one's (Lightning converts the
+    progress bar's values and writes to its loggers after the module's hooks)."""
+
+    def __init__(self) -> None:
+        self.batch: int | None = None
+        self.events: dict[int, list[str]] = {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.batch = batch_idx
+        self.events[batch_idx] = []
+
+    def record(self, what: str) -> None:
+        if self.batch is not None:
+            self.events[self.batch].append(what)
+
+    def batches_with(self, what: str) -> set[int]:
+        return {b for b, events in self.events.items() if what in events}
+
+
+def test_the_module_reads_the_device_and_logs_only_at_logging_steps(tmp_path, monkeypatch):
+    """On a GPU every read of a tensor by the host (.item(), bool(), .tolist(), ...) waits for all queued work. On
+    CPU every tensor is a host tensor, so this counts the reads the module makes, and checks it hands Lightning
+    values only at logging steps: Lightning converts the logged values after every batch (for the progress bar),
+    and those are then host copies made at the last logging step. Progress bar and CSV logger on, as in train.py."""
+    windows = BatchWindows()
+    for name in HOST_READS:
+        real = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _real=real, **kwargs):
+            if any("/facevae/" in frame.filename for frame in traceback.extract_stack()):
+                windows.record("read")
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    real_log = BetaVAEModule.log
+
+    def log(self, name, value, *args, **kwargs):
+        windows.record("log")
+        assert isinstance(value, torch.Tensor) and value.device.type == "cpu" and not value.requires_grad
+        return real_log(self, name, value, *args, **kwargs)
+
+    monkeypatch.setattr(BetaVAEModule, "log", log)
+    module = tiny_module(kl_warmup_steps=100)  # a KL weight that changes every step, logged too
+    loader = DataLoader(FaceCrops(structured_images(96, size=16)), batch_size=8)
+    trainer = trainer_for(
+        tmp_path,
+        max_epochs=1,
+        log_every_n_steps=4,
+        callbacks=[windows],
+        logger=pl.loggers.CSVLogger(tmp_path),
+        enable_progress_bar=True,
+    )
+    trainer.fit(module, loader)
+    assert len(windows.events) == 12
+    # Steps 4, 8 and 12 are logged (12 is also the epoch's last batch); nothing else reads or logs.
+    assert windows.batches_with("read") == windows.batches_with("log") == {3, 7, 11}
+    assert set(trainer.logged_metrics) >= {"train/loss", "train/kl", "train/beta"}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU: CUDA itself reports the waits there")
+def test_no_cuda_synchronisation_between_logging_steps(tmp_path):
+    """The check the CPU test above stands in for: CUDA raises on any synchronising call outside logging steps."""
+
+    class NoSyncOutsideLogging(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            checked = batch_idx >= 2 and batch_idx % 4 != 3  # after warm-up; batches 3, 7, 11 log
+            torch.cuda.set_sync_debug_mode("error" if checked else "default")
+
+        def on_train_end(self, trainer, pl_module):
+            torch.cuda.set_sync_debug_mode("default")
+
+    module = tiny_module(compile=False)
+    loader = DataLoader(FaceCrops(structured_images(96, size=16)), batch_size=8, pin_memory=True)
+    trainer = trainer_for(tmp_path, accelerator="gpu", devices=1, max_epochs=1, log_every_n_steps=4)
+    trainer.callbacks.append(NoSyncOutsideLogging())
+    try:
+        trainer.fit(module, loader)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.isfinite(trainer.callback_metrics["train/loss"])
+
+
+def test_a_nan_is_reported_at_its_step_when_the_steps_are_read(tmp_path):
+    class PoisonAtStep(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if trainer.global_step == 5:
+                with torch.no_grad():
+                    pl_module.model.encoder[0].weight.fill_(float("nan"))
+
+    module = tiny_module()
+    loader = DataLoader(FaceCrops(structured_images(64, size=16)), batch_size=8)
+    trainer = trainer_for(tmp_path, max_epochs=1, log_every_n_steps=50, callbacks=[PoisonAtStep()])
+    with pytest.raises(FaceVAEError, match=r"loss is nan at step 5 \(epoch 0\)"):
+        trainer.fit(module, loader)  # read at the epoch's last batch, step 7
+
+
+def test_a_checkpoint_is_refused_while_unread_steps_hold_a_nan():
+    module = tiny_module()
+    module._steps.add(3, [torch.tensor(1.0)] * 3)
+    module._steps.add(4, [torch.tensor(float("nan"))] * 3)
+    with pytest.raises(FaceVAEError, match="loss is nan at step 4"):
+        module.on_save_checkpoint({})
+    assert len(module._steps) == 2  # checked, not consumed: the values are still logged at the next read
+
+
+def test_step_values_are_read_in_one_copy_and_emptied():
+    steps = speed.StepValues(["loss", "kl"])
+    steps.add(10, [torch.tensor(1.0), torch.tensor(2.0)])
+    steps.add(11, [torch.tensor(3.0), torch.tensor(4.0, dtype=torch.bfloat16)])
+    first, values = steps.read()
+    assert first == 10 and values.tolist() == [[1.0, 2.0], [3.0, 4.0]] and len(steps) == 0
+    assert speed.first_non_finite(10, torch.tensor([1.0, float("inf"), float("nan")])) == (11, float("inf"))
+    assert speed.first_non_finite(0, torch.tensor([1.0])) is None
