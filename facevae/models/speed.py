@@ -26,9 +26,9 @@ log = logging.getLogger(__name__)
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
-# What "auto" means per device. The CUDA choice comes from issue 10's H100 table (batch 64: eager 15,300 images/s,
-# the same step as CUDA graphs 31,800) until this project's own GPU benchmark exists. On CPU, compiling costs about a
-# minute and the step is already arithmetic-bound, so it stays eager.
+# What "auto" means per device. The CUDA choice comes from issue 10's H100 table (batch 64: eager fp32 15,300 images/s,
+# the step captured as CUDA graphs 31,800, with bf16) until this project's own GPU benchmark exists. On CPU compiling
+# costs 30-60 s the first time and its gain did not hold steady on 2 cores (README, Performance): eager.
 AUTO_COMPILE = {"cuda": "reduce-overhead"}
 
 
