@@ -149,7 +149,8 @@ def bare_loop(
     batch gathered there, converted, forward, the default objective (beta 1, sigma 0.1), backward, Adam (fused on a
     GPU, as BetaVAEModule's). With `mode`, forward, loss and backward are torch.compile'd, as model.compile does."""
     torch.manual_seed(0)
-    torch._dynamo.reset()  # each batch size gets its own static graph, not a dynamic-shape recompile
+    if mode:
+        torch._dynamo.reset()  # each batch size gets its own static graph, not a dynamic-shape recompile
     model = BetaVAE().to(device)
     log_sigma = torch.tensor(math.log(0.1), device=device)  # a tensor already there: a float would be copied
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=device.type == "cuda")
