@@ -20,7 +20,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from facevae.analysis import disentanglement as dis
-from facevae.analysis.checkpoint import TrainedRun, datamodule_for, load_run
+from facevae.analysis.checkpoint import TrainedRun, datamodule_for, evaluation_dir, load_run, saved_metrics
 from facevae.analysis.encoding import decode_latents, encode_images
 from facevae.analysis.generator_eval import evaluate_generator
 from facevae.analysis.reconstruction import reconstruction_figure, reconstruction_metrics
@@ -63,7 +63,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
     dm = datamodule_for(run, data_overrides)
     encodes = hasattr(run.model, "encode")  # a generator alone (the WGAN) gets the sections that apply to samples
     smiles = _smile_crops(cfg, dm) if cfg.get("smiles") and encodes else None
-    out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else run.run_dir / "evaluation" / run.path.stem
+    out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else evaluation_dir(run.path)
     with _replacing(out_dir) as tmp:
         if encodes:
             metrics, latents = analyse(run, dm, cfg, tmp, smiles)
@@ -81,13 +81,18 @@ def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
 def evaluate_sweep(cfg: DictConfig) -> SweepReport:
     """Every job of cfg.sweep_dir evaluated (or its metrics reused), compared in sweep.csv, sweep.md and plots."""
 
-    def evaluate_job(ckpt: Path) -> dict:
+    def job_metrics(ckpt: Path) -> dict:
+        metrics = saved_metrics(ckpt, cfg.n_samples, cfg.seed)
+        if metrics is not None:
+            log.info("reusing %s", evaluation_dir(ckpt) / "metrics.json")
+            return metrics
+        log.info("evaluating %s", ckpt)
         job_cfg = cfg.copy()
         with open_dict(job_cfg):
             job_cfg.ckpt_path, job_cfg.output_dir, job_cfg.sweep_dir = str(ckpt), None, None
         return evaluate(job_cfg)[0]
 
-    report = sweep_report(cfg.sweep_dir, evaluate_job, cfg.get("output_dir"))
+    report = sweep_report(cfg.sweep_dir, job_metrics, cfg.get("output_dir"))
     if cfg.wandb:
         log_sweep_to_wandb(report, Path(cfg.sweep_dir))
     return report

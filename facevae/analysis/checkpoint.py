@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import pickle
 import zipfile
 from dataclasses import dataclass
@@ -25,8 +26,32 @@ class TrainedRun:
 
     @property
     def run_dir(self) -> Path:
-        """The Hydra run directory of the training run (checkpoints live in its `checkpoints/`)."""
-        return self.path.parent.parent if self.path.parent.name == "checkpoints" else self.path.parent
+        return run_dir_of(self.path)
+
+
+def run_dir_of(ckpt_path: Path | str) -> Path:
+    """The Hydra run directory of the training run (checkpoints live in its `checkpoints/`)."""
+    ckpt_path = Path(ckpt_path)
+    return ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
+
+
+def evaluation_dir(ckpt_path: Path | str) -> Path:
+    """Where evaluate.py writes a checkpoint's results unless given output_dir: <run>/evaluation/<checkpoint name>."""
+    return run_dir_of(ckpt_path) / "evaluation" / Path(ckpt_path).stem
+
+
+def saved_metrics(ckpt_path: Path | str, n_samples: int, seed: int) -> dict | None:
+    """The metrics.json evaluate.py wrote in its default place for this very checkpoint, after it was saved, from
+    as many prior samples with the same seed; None when there is none to trust, so the measures are computed again.
+    """
+    ckpt_path = Path(ckpt_path)
+    path = evaluation_dir(ckpt_path) / "metrics.json"
+    if not path.is_file() or path.stat().st_mtime < ckpt_path.stat().st_mtime:
+        return None
+    metrics = json.loads(path.read_text())
+    same_checkpoint = Path(metrics.get("checkpoint", "")).resolve() == ckpt_path.resolve()
+    same_samples = metrics.get("n_samples") == int(n_samples) and metrics.get("seed") == int(seed)
+    return metrics if same_checkpoint and same_samples else None
 
 
 def read_checkpoint(path: Path | str) -> dict:

@@ -10,14 +10,13 @@ model's first 16 samples over its prior interpolation grid, one column per check
 from __future__ import annotations
 
 import csv
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from facevae.analysis.checkpoint import TrainedRun, datamodule_for, load_run
+from facevae.analysis.checkpoint import TrainedRun, datamodule_for, evaluation_dir, load_run, saved_metrics
 from facevae.analysis.generator_eval import GRID, SHARED_MEASURES, prior_grid, sample_measures
 from facevae.analysis.samples import prior_samples
 from facevae.errors import FaceVAEError
@@ -85,16 +84,12 @@ def _row(run: TrainedRun, cfg: DictConfig) -> dict:
 
 
 def _reusable_metrics(run: TrainedRun, cfg: DictConfig) -> dict | None:
-    """evaluate.py's metrics.json in its default place, if it covers the shared measures at this n_samples and seed
+    """evaluate.py's metrics.json for this checkpoint at this n_samples and seed, if it holds every shared measure
     (older files that do not record them are recomputed rather than trusted)."""
-    path = run.run_dir / "evaluation" / run.path.stem / "metrics.json"
-    if not path.is_file():
+    metrics = saved_metrics(run.path, cfg.n_samples, cfg.seed)
+    if metrics is None or any(not isinstance(metrics.get(k), int | float) for k in SHARED_MEASURES):
         return None
-    metrics = json.loads(path.read_text())
-    same = metrics.get("n_samples") == int(cfg.n_samples) and metrics.get("seed") == int(cfg.seed)
-    if not same or any(not isinstance(metrics.get(k), int | float) for k in SHARED_MEASURES):
-        return None
-    log.info("reusing %s", path)
+    log.info("reusing %s", evaluation_dir(run.path) / "metrics.json")
     return metrics
 
 

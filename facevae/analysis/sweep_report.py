@@ -1,14 +1,13 @@
 """Comparing the jobs of a sweep without a dashboard: one row per job, a Markdown summary and the plots.
 
 `python evaluate.py sweep_dir=multirun/DATE/TIME` evaluates each job's best checkpoint (reusing a metrics.json
-already written for it) and writes sweep.csv, sweep.md and the plots into the sweep directory: the
-rate-distortion curve (KL against reconstruction NLL on the test blocks, one point per job), and PSNR,
-disentanglement and active units against beta, with the spread over seeds.
+already written for it: facevae.analysis.checkpoint.saved_metrics) and writes sweep.csv, sweep.md and the plots
+into the sweep directory: the rate-distortion curve (KL against reconstruction NLL on the test blocks, one point
+per job), and PSNR, disentanglement and active units against beta, with the spread over seeds.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -68,20 +67,6 @@ def best_checkpoint(job_dir: Path) -> Path | None:
     return last if last.is_file() else None
 
 
-def evaluation_dir(ckpt: Path) -> Path:
-    """Where evaluate.py writes a checkpoint's results by default (see facevae.evaluation)."""
-    return ckpt.parent.parent / "evaluation" / ckpt.stem
-
-
-def reusable_metrics(ckpt: Path) -> dict | None:
-    """A metrics.json already written for this very checkpoint, after it was saved; None otherwise."""
-    path = evaluation_dir(ckpt) / "metrics.json"
-    if not path.is_file() or path.stat().st_mtime < ckpt.stat().st_mtime:
-        return None
-    metrics = json.loads(path.read_text())
-    return metrics if Path(metrics.get("checkpoint", "")).resolve() == ckpt.resolve() else None
-
-
 def job_identity(job_dir: Path) -> dict:
     """What the job was: its swept overrides and its beta, latent size and seed, from Hydra's saved config."""
     status = read_status(job_dir)
@@ -99,8 +84,9 @@ def job_identity(job_dir: Path) -> dict:
     return row
 
 
-def collect(sweep_dir: Path, evaluate_checkpoint: Callable[[Path], dict]) -> pd.DataFrame:
-    """One row per job: identity, status and measures. Jobs without a checkpoint keep a row with their status."""
+def collect(sweep_dir: Path, metrics_of: Callable[[Path], dict]) -> pd.DataFrame:
+    """One row per job: identity, status and the measures `metrics_of` gives for its best checkpoint (evaluate.py's
+    metrics.json). Jobs without a checkpoint keep a row with their status."""
     rows = []
     for job_dir in job_dirs(sweep_dir):
         row = job_identity(job_dir)
@@ -108,13 +94,7 @@ def collect(sweep_dir: Path, evaluate_checkpoint: Callable[[Path], dict]) -> pd.
         row["checkpoint"] = str(ckpt) if ckpt else ""
         if ckpt is not None:
             try:
-                metrics = reusable_metrics(ckpt)
-                if metrics is None:
-                    log.info("job %s: evaluating %s", job_dir.name, ckpt)
-                    metrics = evaluate_checkpoint(ckpt)
-                else:
-                    log.info("job %s: reusing %s", job_dir.name, evaluation_dir(ckpt) / "metrics.json")
-                row.update({k: metrics.get(k) for k in MEASURES})
+                row.update({k: v for k, v in metrics_of(ckpt).items() if k in MEASURES})
             except Exception as err:  # noqa: BLE001 - one bad job must not hide the others
                 reason = user_error(err) or f"{type(err).__name__}: {err}"
                 log.error("job %s: evaluation failed: %s", job_dir.name, reason)
@@ -261,14 +241,14 @@ def _against_beta(done: pd.DataFrame, measures: list[tuple[str, str]], path: Pat
 
 
 # -- the whole report ----------------------------------------------------------------------------------------------
-def sweep_report(sweep_dir: Path | str, evaluate_checkpoint: Callable[[Path], dict], out_dir: Path | None = None):
+def sweep_report(sweep_dir: Path | str, metrics_of: Callable[[Path], dict], out_dir: Path | None = None):
     """Collect, write and return the report of a sweep directory written by `train.py -m`."""
     sweep_dir = Path(sweep_dir).expanduser()
     if not sweep_dir.is_dir():
         raise FaceVAEError(f"sweep_dir={sweep_dir}: no such directory")
     if not job_dirs(sweep_dir):
         raise FaceVAEError(f"sweep_dir={sweep_dir}: no job directories (0/, 1/, ...) inside; is it a multirun dir?")
-    table = collect(sweep_dir, evaluate_checkpoint)
+    table = collect(sweep_dir, metrics_of)
     out_dir = Path(out_dir) if out_dir else sweep_dir
     files = write_report(table, sweep_dir, out_dir)
     return SweepReport(table, out_dir, files)
