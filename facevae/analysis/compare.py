@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from facevae.analysis import tables
 from facevae.analysis.checkpoint import TrainedRun, datamodule_for, evaluation_dir, load_run, saved_metrics
 from facevae.analysis.generator_eval import GRID, SHARED_MEASURES, prior_grid, sample_measures
 from facevae.analysis.samples import prior_samples
@@ -25,8 +26,8 @@ from facevae.images import image_grid, save_figure
 log = logging.getLogger(__name__)
 
 MODEL_NAMES = {"BetaVAEModule": "beta-VAE", "WGANGPModule": "WGAN-GP"}
+MISSING = tables.MISSING  # a measure that does not apply to the model (PSNR of a GAN, beta of anything but a beta-VAE)
 COLUMNS = ("name", "model", "latent_dim", "beta", *SHARED_MEASURES, "psnr", "source", "checkpoint")
-MISSING = "—"  # a measure that does not apply to the model (PSNR of a GAN, beta of anything but a beta-VAE)
 
 
 def compare(cfg: DictConfig) -> tuple[list[dict], Path]:
@@ -110,12 +111,6 @@ def _panels(model, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return image_grid(sampled, ncols=8), image_grid(prior_grid(model, seed), ncols=GRID)
 
 
-def _cell(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
 def write_csv(rows: list[dict], path: Path) -> None:
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
@@ -125,9 +120,7 @@ def write_csv(rows: list[dict], path: Path) -> None:
 
 def markdown_table(rows: list[dict]) -> list[str]:
     """The table as Markdown lines, one row per checkpoint (the full paths are in compare.csv and compare.md)."""
-    shown = [c for c in COLUMNS if c != "checkpoint"]
-    lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
-    return lines + ["| " + " | ".join(_cell(row.get(c, MISSING)) for c in shown) + " |" for row in rows]
+    return tables.markdown_table(rows, [c for c in COLUMNS if c != "checkpoint"])
 
 
 def markdown_notes(rows: list[dict]) -> list[str]:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
+from facevae.analysis.tables import MISSING, markdown_table
 from facevae.errors import FaceVAEError, user_error
 from facevae.images import save_figure
 from facevae.sweeps import job_dirs, read_status, sweep_group
@@ -147,23 +148,12 @@ def markdown_report(table: pd.DataFrame, sweep_dir: Path) -> str:
 
 
 def _markdown_table(table: pd.DataFrame, columns: list[str]) -> list[str]:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for _, row in table.iterrows():
-        lines.append("| " + " | ".join(_cell(row[c]) for c in columns) + " |")
-    return lines
-
-
-def _cell(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+    return markdown_table(table.to_dict("records"), columns)
 
 
 def _pm(mean: float, std: float) -> str:
     if isinstance(mean, float) and math.isnan(mean):
-        return "—"
+        return MISSING
     return f"{mean:.4g} ± {std:.2g}" if not math.isnan(std) else f"{mean:.4g}"
 
 
