@@ -48,7 +48,7 @@ from omegaconf import DictConfig, OmegaConf
 from facevae.analysis.checkpoint import TrainedRun, datamodule_for, load_run
 from facevae.analysis.encoding import encode_images
 from facevae.config import CONF_DIR
-from facevae.data.cache import file_identity
+from facevae.data.cache import atomic_file, file_identity
 from facevae.data.extract import ExtractionParams, prefetch
 from facevae.data.faces import CropParams, DetectorParams, FaceTracker, crop_square
 from facevae.data.video import Frame, iter_video_frames, probe_video
@@ -228,16 +228,12 @@ def _write_map(path: Path, key: str, m: LatentMap) -> None:
     }
     if m.smile is not None:
         arrays["smile"] = m.smile
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
-        with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a name
+        with atomic_file(path) as tmp, open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a name
             np.savez(f, **arrays)
-        os.replace(tmp, path)
         log.info("cached the latent map at %s", path)
     except OSError as err:
         log.warning("could not cache the latent map at %s (%s): it is fitted again next time", path, err)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # -- sources: a webcam or a video file ----------------------------------------------------------------------------
@@ -815,13 +811,8 @@ def _row(frame: Frame, code: FaceCode | None, ms: dict[str, float]) -> dict:
 
 
 def _write_coords(path: Path, rows: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
+    with atomic_file(path) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

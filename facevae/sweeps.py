@@ -25,6 +25,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
 from facevae.config import python_command
+from facevae.data.cache import atomic_file
 from facevae.errors import user_error
 
 log = logging.getLogger(__name__)
@@ -136,10 +137,8 @@ def run_job(train: Callable[[DictConfig], dict[str, float]], cfg: DictConfig, jo
 
 
 def write_status(job_dir: Path, status: dict[str, Any]) -> None:
-    job_dir.mkdir(parents=True, exist_ok=True)
-    tmp = job_dir / f".{STATUS_FILE}.tmp"
-    tmp.write_text(json.dumps(status, indent=2, default=float) + "\n")
-    tmp.replace(job_dir / STATUS_FILE)
+    with atomic_file(job_dir / STATUS_FILE) as tmp:
+        tmp.write_text(json.dumps(status, indent=2, default=float) + "\n")
 
 
 def read_status(job_dir: Path) -> dict[str, Any]:

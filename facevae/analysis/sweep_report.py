@@ -20,6 +20,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from facevae.analysis.tables import MISSING, markdown_table
+from facevae.data.cache import atomic_file
 from facevae.errors import FaceVAEError, user_error
 from facevae.images import save_figure
 from facevae.sweeps import job_dirs, read_status, sweep_group
@@ -158,9 +159,8 @@ def _pm(mean: float, std: float) -> str:
 
 
 def _atomic_write(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    with atomic_file(path) as tmp:
+        tmp.write_text(text)
     return path
 
 

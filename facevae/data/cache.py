@@ -122,6 +122,20 @@ def atomic_directory(final: Path) -> Iterator[Path]:
 
 
 @contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path` to write; it becomes `path` only if the block finishes, so a reader
+    never sees half a file. The temporary is removed either way."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
 def build_lock(final: Path) -> Iterator[None]:
     """Let one process build `final` while others wait for it, instead of all extracting the same video at once.
 
