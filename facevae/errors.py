@@ -14,6 +14,12 @@ class FaceVAEError(Exception):
     """Bad input the user can act on. The message is one line: the file or setting, then the reason."""
 
 
+def require(ok: bool, message: str) -> None:
+    """Raise FaceVAEError(message) unless ok: a constructor's check of its config values."""
+    if not ok:
+        raise FaceVAEError(message)
+
+
 def exit_on_error(fn: Callable[..., T]) -> Callable[..., T]:
     """Run fn; a FaceVAEError becomes `error: <message>` on stderr and exit status 2, no traceback."""
 

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from facevae.errors import FaceVAEError
+from facevae.errors import FaceVAEError, require
 from facevae.models import speed
 from facevae.models.beta_vae import BetaVAE
 from facevae.models.objectives import VAELoss, beta_vae_loss, capacity_at, kl_warmup_weight
@@ -104,20 +104,20 @@ class BetaVAEModule(pl.LightningModule):
         beta, sigma, lr = float(beta), float(sigma), float(lr)
         capacity_max = None if capacity_max is None else float(capacity_max)
         capacity_gamma = float(capacity_gamma)
-        _check(math.isfinite(beta) and beta >= 0, f"model.beta={beta}: must be a finite number >= 0")
-        _check(math.isfinite(sigma) and sigma > 0, f"model.sigma={sigma}: the decoder's std must be > 0")
-        _check(math.isfinite(lr) and lr > 0, f"model.lr={lr}: the learning rate must be > 0")
-        _check(
+        require(math.isfinite(beta) and beta >= 0, f"model.beta={beta}: must be a finite number >= 0")
+        require(math.isfinite(sigma) and sigma > 0, f"model.sigma={sigma}: the decoder's std must be > 0")
+        require(math.isfinite(lr) and lr > 0, f"model.lr={lr}: the learning rate must be > 0")
+        require(
             len(adam_betas) == 2 and all(0 <= b < 1 for b in adam_betas),
             f"model.adam_betas={adam_betas}: need two numbers in [0, 1)",
         )
-        _check(kl_warmup_steps >= 0, f"model.kl_warmup_steps={kl_warmup_steps}: must be >= 0 (0 = off)")
-        _check(
+        require(kl_warmup_steps >= 0, f"model.kl_warmup_steps={kl_warmup_steps}: must be >= 0 (0 = off)")
+        require(
             capacity_max is None or (math.isfinite(capacity_max) and capacity_max >= 0),
             f"model.capacity_max={capacity_max}: must be null (off) or a number of nats >= 0",
         )
-        _check(capacity_steps >= 0, f"model.capacity_steps={capacity_steps}: must be >= 0")
-        _check(
+        require(capacity_steps >= 0, f"model.capacity_steps={capacity_steps}: must be >= 0")
+        require(
             math.isfinite(capacity_gamma) and capacity_gamma >= 0,
             f"model.capacity_gamma={capacity_gamma}: must be a finite number >= 0",
         )
@@ -372,8 +372,3 @@ class BetaVAEModule(pl.LightningModule):
         device = generator.device if generator is not None else self.device
         z = torch.randn(n, self.hparams.latent_dim, generator=generator, device=device)
         return self.model.decode(z.to(self.device))
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise FaceVAEError(message)

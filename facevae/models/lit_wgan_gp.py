@@ -30,7 +30,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from facevae.errors import FaceVAEError
+from facevae.errors import FaceVAEError, require
 from facevae.models.lit_beta_vae import to_float_images
 from facevae.models.wgan_gp import Critic, Generator, gradient_penalty
 
@@ -60,10 +60,10 @@ class WGANGPModule(pl.LightningModule):
         super().__init__()
         adam_betas = [float(b) for b in adam_betas]  # a plain list from a YAML ListConfig: hparams stay plain
         gp_weight, lr = float(gp_weight), float(lr)
-        _check(n_critic >= 1, f"model.n_critic={n_critic}: the critic needs at least one step per generator step")
-        _check(math.isfinite(gp_weight) and gp_weight >= 0, f"model.gp_weight={gp_weight}: must be a number >= 0")
-        _check(math.isfinite(lr) and lr > 0, f"model.lr={lr}: the learning rate must be > 0")
-        _check(
+        require(n_critic >= 1, f"model.n_critic={n_critic}: the critic needs at least one step per generator step")
+        require(math.isfinite(gp_weight) and gp_weight >= 0, f"model.gp_weight={gp_weight}: must be a number >= 0")
+        require(math.isfinite(lr) and lr > 0, f"model.lr={lr}: the learning rate must be > 0")
+        require(
             len(adam_betas) == 2 and all(0 <= b < 1 for b in adam_betas),
             f"model.adam_betas={adam_betas}: need two numbers in [0, 1)",
         )
@@ -181,8 +181,3 @@ class WGANGPModule(pl.LightningModule):
             torch.optim.Adam(self.generator.parameters(), lr=hp.lr, betas=betas),
             torch.optim.Adam(self.critic.parameters(), lr=hp.lr, betas=betas),
         ]
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise FaceVAEError(message)
