@@ -201,7 +201,11 @@ def _rate_distortion(done: pd.DataFrame, path: Path) -> Path:
         ax.annotate(label, (row["kl"], row["recon_nll"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.set_xlabel("rate: KL(q(z|x) ‖ p(z)) per image (nats)")
     ax.set_ylabel("distortion: −log p(x|z) per image (nats)")
-    ax.set_title("Rate–distortion, one point per job (test blocks)")
+    ax.set_title(
+        "Rate–distortion, one point per job (test blocks): lower left is better\n"
+        "(a Gaussian decoder's density exceeds 1, so its −log p can be negative)",
+        fontsize=10,
+    )
     if beta.notna().any():
         fig.colorbar(points, ax=ax, label="log2 β")
     ax.grid(alpha=0.3)
@@ -225,7 +229,8 @@ def _against_beta(done: pd.DataFrame, measures: list[tuple[str, str]], path: Pat
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle("mean over seeds ± 1 sd; dots are single jobs")
+    names = " and ".join(label.split(" (")[0] for _, label in measures)
+    fig.suptitle(f"{names} against β on the test blocks: mean over seeds ± 1 sd, dots are single jobs")
     fig.tight_layout()
     return save_figure(fig, path, dpi=110)
 
