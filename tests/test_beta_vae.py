@@ -229,7 +229,7 @@ def test_module_overfits_a_fixed_batch(one_thread):
     first_loss, loss, error = None, None, None
     for step in range(200):
         optimizer.zero_grad()
-        loss = module.training_step(batch, step)
+        loss = module.training_loss(batch, step)
         loss.backward()
         optimizer.step()
         first_loss = loss.item() if first_loss is None else first_loss
@@ -246,7 +246,7 @@ def test_non_finite_loss_raises_naming_the_step():
     batch = module.on_after_batch_transfer(batch_of(structured_images(2)), 0)
     batch["x"][0, 0, 0, 0] = float("nan")
     with pytest.raises(FaceVAEError, match=r"loss is nan at step 0 \(epoch 0\); stopping"):
-        module.training_step(batch, 0)
+        module.training_loss(batch, 0)
 
 
 def test_reconstruct_and_sample_give_images_in_range():

@@ -65,9 +65,10 @@ def test_an_unknown_compile_mode_is_a_one_line_error():
         BetaVAEModule(compile="fast")
 
 
-def test_auto_compiles_with_cuda_graphs_on_a_gpu_and_stays_eager_on_cpu():
+def test_auto_compiles_inside_the_captured_step_on_a_gpu_and_stays_eager_on_cpu():
     found = lambda device: "/usr/bin/cc"  # noqa: E731
-    assert speed.resolve_compile("auto", "cuda", found) == "reduce-overhead"
+    assert speed.resolve_compile("auto", "cuda", found) == "default"
+    assert speed.resolve_graph("auto", "cuda", "default", world_size=1) is True
     assert speed.resolve_compile("auto", "cpu", found) is None
     assert speed.resolve_compile("default", "cpu", found) == "default"
     assert speed.resolve_compile(None, "cuda", found) is None
@@ -83,6 +84,42 @@ def test_without_a_compiler_an_explicit_mode_fails_in_one_line_and_auto_falls_ba
     assert "training eagerly" in caplog.text
 
 
+@pytest.mark.parametrize(
+    "setting, expected",
+    [("auto", "auto"), (True, True), ("true", True), (False, False), ("false", False), (None, False)],
+)
+def test_cuda_graph_settings_are_auto_on_or_off(setting, expected):
+    assert speed.graph_setting(setting) == expected
+
+
+def test_an_unknown_cuda_graph_setting_is_a_one_line_error():
+    with pytest.raises(FaceVAEError, match="model.cuda_graph=sometimes: use auto, true or false"):
+        speed.graph_setting("sometimes")
+
+
+def test_auto_captures_the_step_on_one_gpu_unless_compile_replays_its_own_graphs():
+    assert speed.resolve_graph("auto", "cuda", None, world_size=1) is True
+    assert speed.resolve_graph("auto", "cuda", "default", world_size=1) is True
+    assert speed.resolve_graph("auto", "cuda", "reduce-overhead", world_size=1) is False
+    assert speed.resolve_graph("auto", "cuda", None, world_size=2) is False  # DDP's all-reduce is not capturable
+    assert speed.resolve_graph("auto", "cpu", None, world_size=1) is False
+    assert speed.resolve_graph("auto", "cuda", None, world_size=1, autocast=True) is False  # not measured yet
+    assert speed.resolve_graph(False, "cuda", None, world_size=1) is False
+
+
+@pytest.mark.parametrize(
+    "device, mode, world, message",
+    [
+        ("cpu", None, 1, "CUDA graphs need a GPU, and this fit runs on cpu"),
+        ("cuda", None, 2, "cannot hold DDP's gradient all-reduce"),
+        ("cuda", "reduce-overhead", 1, "that mode already replays CUDA graphs"),
+    ],
+)
+def test_an_explicit_cuda_graph_where_capture_cannot_work_is_a_one_line_error(device, mode, world, message):
+    with pytest.raises(FaceVAEError, match=message):
+        speed.resolve_graph(True, device, mode, world_size=world)
+
+
 def test_this_machine_has_the_compiler_torch_compile_needs_on_cpu():
     assert speed.find_compiler("cpu") is not None  # else the compile tests below would only see the error
 
@@ -93,7 +130,7 @@ def test_this_machine_has_the_compiler_torch_compile_needs_on_cpu():
 def loss_and_grads(module: BetaVAEModule, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     batch = module.on_after_batch_transfer(batch_of(images), 0)
     torch.manual_seed(1)  # the same reparameterisation noise
-    loss = module.training_step(batch, 0)
+    loss = module.training_loss(batch, 0)
     loss.backward()
     return loss.detach(), {n: p.grad.clone() for n, p in module.named_parameters()}
 
@@ -122,14 +159,20 @@ def test_channels_last_gives_the_eager_loss_and_gradients(eager_step):
     assert_same_step(loss_and_grads(module, images), expected, rtol=1e-5)
 
 
-def test_bf16_autocast_gives_the_eager_loss_and_gradients_to_bf16_precision(eager_step):
+def test_bf16_autocast_gives_the_eager_loss_and_gradients_of_the_eager_size(eager_step):
     images, expected = eager_step
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        got = loss_and_grads(tiny_module(), images)
-    # bf16 keeps 8 bits of mantissa (0.4% per rounding). The loss agrees to 0.1%; the first layer's gradient, a sum
-    # of (x - x_mean) / sigma^2 terms that cancel, to about 7%. Whether that changes what is learned is measured on
-    # whole runs (python -m facevae.bench results), not here.
-    assert_same_step(got, expected, rtol=1e-2, grad_rtol=0.15)
+        (loss, grads) = loss_and_grads(tiny_module(), images)
+    (loss_0, grads_0) = expected
+    # bf16 keeps 8 bits of mantissa (0.4% per rounding): the loss agrees to 0.1%. The gradients do not agree element
+    # by element: the first layer's is a sum of (x - x_mean) / sigma^2 terms that cancel, 7% off on a CPU that
+    # emulates bf16 and 216% on one with bf16 matrix units (an H100 machine's Xeon). So each gradient is only checked
+    # for its size; whether bf16 changes what is learned is measured on whole runs (python -m facevae.bench results:
+    # within the seed-to-seed noise on an H100), not here.
+    torch.testing.assert_close(loss, loss_0, rtol=1e-2, atol=0)
+    for name, grad in grads.items():
+        assert torch.isfinite(grad).all(), name
+        assert 0.5 < grad.norm() / grads_0[name].norm() < 2.0, (name, float(grad.norm() / grads_0[name].norm()))
 
 
 @pytest.fixture
@@ -205,6 +248,53 @@ def test_the_inductor_compiled_step_trains_in_the_lightning_loop(tmp_path):
     fit_a_few_steps(tmp_path, compile="default", kl_warmup_steps=4)
 
 
+needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU: CUDA graphs exist only there")
+
+
+@needs_gpu
+@pytest.mark.parametrize("eager_first", [False, True])
+def test_a_captured_step_computes_what_eager_computes_for_each_new_batch(eager_first):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)).cuda()
+    if eager_first:
+        model(torch.randn(5, 6, device="cuda")).sum().backward()
+
+    def step(x, weight, capacity):
+        loss = weight * model(x).pow(2).mean()
+        loss.backward()
+        return (loss.detach(),)
+
+    captured = speed.CapturedStep(step, list(model.parameters()))
+    for i in range(3):  # each replay sees its own batch and weight, and rewrites the gradients in place
+        x = torch.randn(5, 6, device="cuda")
+        (loss,) = captured(x, 0.5 + i, None)
+        got = [p.grad.clone() for p in model.parameters()]
+        model.zero_grad(set_to_none=False)
+        expected = (0.5 + i) * model(x).pow(2).mean()
+        expected.backward()
+        # Let go of this eager graph: alive, its gradient nodes stay tied to the default stream, and a capture that
+        # reused them would have to wait on that stream, which CUDA forbids (seen on an H100 at the recapture below).
+        expected = expected.detach()
+        torch.testing.assert_close(loss, expected.detach())
+        for g, p in zip(got, model.parameters(), strict=True):
+            torch.testing.assert_close(g, p.grad)
+    assert captured.captures == 1
+    captured(torch.randn(7, 6, device="cuda"), 1.0, None)  # a new batch shape: captured again
+    assert captured.captures == 2
+
+
+@needs_gpu
+@pytest.mark.parametrize("switches", [{"cuda_graph": True}, {"cuda_graph": True, "channels_last": True}])
+def test_the_captured_step_trains_in_the_lightning_loop(tmp_path, switches):
+    module = tiny_module(compile=False, **switches)
+    before = [p.detach().clone() for p in module.parameters()]
+    loader = DataLoader(FaceCrops(structured_images(32, size=16)), batch_size=8)
+    trainer = trainer_for(tmp_path, accelerator="gpu", devices=1, max_epochs=2, log_every_n_steps=2)
+    trainer.fit(module, loader)
+    assert trainer.global_step == 8 and torch.isfinite(trainer.callback_metrics["train/loss"])
+    assert all(not torch.equal(b, p.detach().cpu()) for b, p in zip(before, module.parameters(), strict=True))
+
+
 # --- nothing on the hot path waits for the device -----------------------------------------------------------------
 
 HOST_READS = ("item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__")
@@ -240,7 +330,9 @@ def test_the_module_reads_the_device_and_logs_only_at_logging_steps(tmp_path, mo
         real = getattr(torch.Tensor, name)
 
         def counted(self, *args, _real=real, **kwargs):
-            if any("/facevae/" in frame.filename for frame in traceback.extract_stack()):
+            files = [frame.filename for frame in traceback.extract_stack()]
+            # Adam reads its step count, a host tensor on CPU; on a GPU (fused) it stays on the device.
+            if any("/facevae/" in f for f in files) and not any("/torch/optim/" in f for f in files):
                 windows.record("read")
             return _real(self, *args, **kwargs)
 
@@ -271,7 +363,8 @@ def test_the_module_reads_the_device_and_logs_only_at_logging_steps(tmp_path, mo
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU: CUDA itself reports the waits there")
-def test_no_cuda_synchronisation_between_logging_steps(tmp_path):
+@pytest.mark.parametrize("cuda_graph", [False, True], ids=["eager", "captured"])
+def test_no_cuda_synchronisation_between_logging_steps(tmp_path, cuda_graph):
     """The check the CPU test above stands in for: CUDA raises on any synchronising call outside logging steps."""
 
     class NoSyncOutsideLogging(pl.Callback):
@@ -282,7 +375,7 @@ def test_no_cuda_synchronisation_between_logging_steps(tmp_path):
         def on_train_end(self, trainer, pl_module):
             torch.cuda.set_sync_debug_mode("default")
 
-    module = tiny_module(compile=False)
+    module = tiny_module(compile=False, cuda_graph=cuda_graph)
     loader = DataLoader(FaceCrops(structured_images(96, size=16)), batch_size=8, pin_memory=True)
     trainer = trainer_for(tmp_path, accelerator="gpu", devices=1, max_epochs=1, log_every_n_steps=4)
     trainer.callbacks.append(NoSyncOutsideLogging())

@@ -76,7 +76,11 @@ class BetaVAEModule(pl.LightningModule):
 
     Speed switches, none of which changes what is computed (see speed.py): `compile` ("auto", false or a
     torch.compile mode) compiles the training loss and its backward when a fit starts, "auto" choosing per device;
+    `cuda_graph` ("auto", true, false) records forward, loss and backward as one CUDA graph replayed every step;
     `channels_last` lays images and convolution weights out as NHWC. Precision is trainer.precision (bf16-mixed).
+
+    The optimizer is stepped by training_step itself (Lightning's manual optimization): a replayed graph has
+    already run the backward that Lightning's automatic loop would run, and the manual loop does less per step.
     """
 
     def __init__(
@@ -95,9 +99,11 @@ class BetaVAEModule(pl.LightningModule):
         capacity_steps: int = 100_000,
         capacity_gamma: float = 1000.0,
         compile: str | bool | None = "auto",
+        cuda_graph: str | bool | None = "auto",
         channels_last: bool = False,
     ) -> None:
         super().__init__()
+        self.automatic_optimization = False  # training_step steps Adam: see the class docstring
         # Plain lists, from a YAML ListConfig or a Python tuple: hparams.yaml and checkpoints stay plain.
         channels = [int(c) for c in channels]
         adam_betas = [float(b) for b in adam_betas]
@@ -121,7 +127,9 @@ class BetaVAEModule(pl.LightningModule):
             math.isfinite(capacity_gamma) and capacity_gamma >= 0,
             f"model.capacity_gamma={capacity_gamma}: must be a finite number >= 0",
         )
-        self.compile_setting = speed.compile_setting(compile)  # checked now, resolved for the device at fit start
+        # Checked now, resolved for the device at fit start.
+        self.compile_setting = speed.compile_setting(compile)
+        self.graph_setting = speed.graph_setting(cuda_graph)
         self.save_hyperparameters()
 
         self.model = BetaVAE(latent_dim=latent_dim, channels=channels, hidden=hidden, image_size=image_size)
@@ -146,6 +154,7 @@ class BetaVAEModule(pl.LightningModule):
         self._val_losses: list[Tensor] = []
         self._read_every: int | None = None  # steps between reads inside trainer.fit; None: every step
         self._compiled_objective = None  # set at fit start when compiling
+        self._captured: speed.CapturedStep | None = None  # set at fit start when capturing
 
     # --- the objective --------------------------------------------------------------------------------------
 
@@ -174,6 +183,13 @@ class BetaVAEModule(pl.LightningModule):
         out, _ = self._loss(x, weight, capacity)
         return out.loss, out.recon.detach(), out.kl.detach()
 
+    def _backward_step(self, x: Tensor, weight: Tensor, capacity: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """Forward, loss and backward: what a CapturedStep records."""
+        objective = self._compiled_objective or self._objective
+        loss, recon, kl = objective(x, weight, capacity)
+        loss.backward()
+        return loss.detach(), recon, kl
+
     def _train_loss(self, x: Tensor, weight: float, capacity: float | None) -> tuple[Tensor, Tensor, Tensor]:
         if self._compiled_objective is None:
             return self._objective(x, weight, capacity)
@@ -190,19 +206,23 @@ class BetaVAEModule(pl.LightningModule):
         if self.hparams.channels_last:  # 4-D weights NHWC, to match the NHWC images on_after_batch_transfer makes
             self.model.to(memory_format=torch.channels_last)
 
-    def compile_training_step(self, device_type: str) -> str | None:
-        """Resolve model.compile for this device and compile the training objective (lazily: on its first call);
-        returns the torch.compile mode, or None when training eagerly."""
+    def compile_training_step(self, device_type: str, world_size: int = 1, autocast: bool = False) -> str | None:
+        """Resolve model.compile and model.cuda_graph for this device, compile the training objective (lazily: on
+        its first call) and set up its capture (at the first step); returns the torch.compile mode, or None."""
         mode = speed.resolve_compile(self.compile_setting, device_type)
         self._compiled_objective = torch.compile(self._objective, mode=mode) if mode else None
+        captured = speed.resolve_graph(self.graph_setting, device_type, mode, world_size, autocast)
+        self._captured = speed.CapturedStep(self._backward_step, list(self.parameters())) if captured else None
         return mode
 
     def on_fit_start(self) -> None:
-        mode = self.compile_training_step(self.device.type)
+        autocast = "mixed" in str(self.trainer.precision)  # bf16-mixed, 16-mixed
+        mode = self.compile_training_step(self.device.type, self.trainer.world_size, autocast)
         self._read_every = self.trainer.log_every_n_steps
         log.info(
-            "training step: %s on %s, channels_last %s, precision %s; step values read every %d steps",
+            "training step: %s%s on %s, channels_last %s, precision %s; step values read every %d steps",
             f"torch.compile mode={mode}" if mode else "eager",
+            ", captured as one CUDA graph" if self._captured else "",
             self.device.type,
             self.hparams.channels_last,
             self.trainer.precision,
@@ -210,7 +230,7 @@ class BetaVAEModule(pl.LightningModule):
         )
 
     def on_fit_end(self) -> None:
-        self._compiled_objective, self._read_every = None, None
+        self._compiled_objective, self._captured, self._read_every = None, None, None
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Convert the uint8 channels-last crops on the device, where it is cheap, not in the loader workers:
@@ -220,15 +240,44 @@ class BetaVAEModule(pl.LightningModule):
             batch = {**batch, "x": to_float_images(batch["image"], memory_format)}
         return batch
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        optimizer = self.optimizers()
+        if self._captured is not None:
+            x = batch["x"]
+            weight, capacity = self.kl_schedule()
+            step = self.global_step
+            loss, recon, kl = self._captured(x, weight, capacity)  # forward, loss and backward: one replay
+            self._record_step(step, batch_idx, loss, recon, kl, weight, capacity, x.shape)
+        else:
+            loss = self.training_loss(batch, batch_idx)
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+        optimizer.step()
+
+    def training_loss(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        """The loss of one training batch, eager or compiled, ready for backward; its values are kept (and read,
+        logged and checked every N steps) as training_step's are."""
         x = batch["x"]
         weight, capacity = self.kl_schedule()
         loss, recon, kl = self._train_loss(x, weight, capacity)
-        sigma = [self.log_sigma.detach().exp()] if self.hparams.learn_sigma else []
-        self._steps.add(self.global_step, [loss, recon, kl, *sigma])
-        if self._read_due(batch_idx):
-            self._log_steps(weight, capacity, x.shape)
+        self._record_step(self.global_step, batch_idx, loss, recon, kl, weight, capacity, x.shape)
         return loss
+
+    def _record_step(
+        self,
+        step: int,
+        batch_idx: int,
+        loss: Tensor,
+        recon: Tensor,
+        kl: Tensor,
+        weight: float,
+        capacity: float | None,
+        shape: torch.Size,
+    ) -> None:
+        sigma = [self.log_sigma.detach().exp()] if self.hparams.learn_sigma else []
+        self._steps.add(step, [loss, recon, kl, *sigma])
+        if self._read_due(batch_idx):
+            self._log_steps(weight, capacity, shape)
 
     def _read_due(self, batch_idx: int) -> bool:
         """Whether this step reads the step values: at Lightning's logging steps, at an epoch's last batch (so the

@@ -1,17 +1,20 @@
-"""How a training step runs fast without changing what it computes: the compile switch, and step values read from
-the device once every N steps instead of after every step.
+"""How a training step runs fast without changing what it computes: the compile and capture switches, and step
+values read from the device once every N steps instead of after every step.
 
-The seed's model is small (about 37 MFLOP per image forward), so on a GPU each step is a few dozen short kernels and
-Python sets the pace, not arithmetic. Two things keep the GPU busy:
+The seed's model is small (about 37 MFLOP per image forward), so on a GPU each step is a few hundred short kernels and
+Python sets the pace, not arithmetic. Three things keep the GPU busy:
 
-- capturing the step: torch.compile(mode="reduce-overhead") fuses forward, loss and backward into a few kernels and
-  replays them as CUDA graphs, one launch instead of dozens;
+- capturing the step: CapturedStep records forward, loss and backward once as a CUDA graph and replays it, one
+  launch instead of hundreds (torch.compile(mode="reduce-overhead") does the same, but its per-call guards and graph
+  bookkeeping cost more than the whole step at batch 64);
+- fusing kernels: torch.compile (mode "default") inside the captured step, which pays at large batches;
 - never making the host wait on the hot path: every `.item()`, `bool(tensor)` or Python number sent to the device
   (Lightning's `self.log(name, 0.5)` does `torch.tensor(0.5, device=cuda)`) blocks until the GPU catches up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -26,10 +29,13 @@ log = logging.getLogger(__name__)
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
-# What "auto" means per device. The CUDA choice comes from issue 10's H100 table (batch 64: eager fp32 15,300 images/s,
-# the step captured as CUDA graphs 31,800, with bf16) until this project's own GPU benchmark exists. On CPU compiling
-# costs 30-60 s the first time and its gain did not hold steady on 2 cores (README, Performance): eager.
-AUTO_COMPILE = {"cuda": "reduce-overhead"}
+# What "auto" means per device, from `python -m facevae.bench train` (README, Performance). On an H100 the training
+# step captured by CapturedStep (model.cuda_graph) with inductor's fused kernels inside ran the train.py loop at 30,100
+# images/s at batch 64 and 159,000 at 1024, against 15,600 and 170,000 for torch.compile's own CUDA graphs
+# (reduce-overhead), whose per-call guards and bookkeeping cost more than the step at batch 64; the eager step
+# captured gave 30,000 and 136,000. On CPU compiling costs 30-60 s the first time and its gain did not hold steady on
+# 2 cores: eager.
+AUTO_COMPILE = {"cuda": "default"}
 
 
 def compile_setting(setting: str | bool | None) -> str | None:
@@ -117,3 +123,119 @@ def first_non_finite(first_step: int, losses: Tensor) -> tuple[int, float] | Non
         return None
     i = int(bad[0, 0])
     return first_step + i, float(losses[i])
+
+
+GRAPH_SETTINGS = ("auto", True, False)
+
+
+def graph_setting(setting: str | bool | None) -> str | bool:
+    """The config's `model.cuda_graph` as "auto", True or False; anything else is an error."""
+    if setting in (None, False, "false", "False"):
+        return False
+    if setting in (True, "true", "True"):
+        return True
+    if setting == "auto":
+        return "auto"
+    raise FaceVAEError(f"model.cuda_graph={setting}: use auto, true or false")
+
+
+def resolve_graph(
+    setting: str | bool, device_type: str, compile_mode: str | None, world_size: int, autocast: bool = False
+) -> bool:
+    """Whether to capture the training step as one CUDA graph: "auto" does on a single GPU unless torch.compile
+    already replays its own graphs, or the step runs under autocast (bf16-mixed: capture under autocast is written
+    as PyTorch asks, with its weight cache off, but not yet measured on a GPU); an explicit true where capture cannot
+    work is a user error."""
+    own_graphs = compile_mode is not None and compile_mode in ("reduce-overhead", "max-autotune")
+    if setting == "auto":
+        return device_type == "cuda" and world_size == 1 and not own_graphs and not autocast
+    if not setting:
+        return False
+    if device_type != "cuda":
+        raise FaceVAEError(f"model.cuda_graph=true: CUDA graphs need a GPU, and this fit runs on {device_type}")
+    if world_size > 1:
+        raise FaceVAEError("model.cuda_graph=true: a captured step cannot hold DDP's gradient all-reduce (one GPU)")
+    if own_graphs:
+        raise FaceVAEError(
+            f"model.cuda_graph=true with model.compile={compile_mode}: that mode already replays CUDA graphs; "
+            "use model.compile=default (or false) with model.cuda_graph=true"
+        )
+    return True
+
+
+class CapturedStep:
+    """A training step's forward, loss and backward, recorded once as a CUDA graph and then replayed.
+
+    At batch 64 the seed's model is a few hundred kernels of a few microseconds each: Python launching them, not the
+    GPU running them, sets the pace. A replay launches them all in one call. `step(x, weight, capacity)` must run
+    the backward itself and return detached tensors (loss, recon, kl); the optimizer steps eagerly after each replay
+    (fused Adam is one launch), so Lightning still counts and checkpoints every step.
+
+    What capture asks of the caller: inputs of one shape (training drops the ragged last batch; a new shape is
+    captured anew), the gradients left where the graph writes them (never set to None between steps), the weights
+    updated in place (any torch optimizer does), and no eager autograd graph of these weights alive when capturing
+    (its gradient nodes would tie the capture to the default stream). The warm-up steps before capture run forward
+    and backward only, so they leave the weights as they were. Under autocast, warm-up and capture run with
+    autocast's weight cache off: a cast cached outside the graph would be read by every replay, stale.
+    """
+
+    def __init__(self, step: Callable[[Tensor, Tensor, Tensor | None], Sequence[Tensor]], params: Sequence[Tensor]):
+        self.step = step
+        self.params = [p for p in params if p.requires_grad]
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.inputs: tuple[Tensor, Tensor, Tensor | None] | None = None
+        self.outputs: tuple[Tensor, ...] = ()
+        self.captures = 0
+
+    def __call__(self, x: Tensor, weight: float, capacity: float | None) -> tuple[Tensor, ...]:
+        if not self._fits(x, capacity):
+            self._capture(x, weight, capacity)
+        static_x, static_weight, static_capacity = self.inputs
+        static_x.copy_(x)
+        static_weight.fill_(weight)  # a kernel with the number as its argument: no copy, no wait
+        if static_capacity is not None:
+            static_capacity.fill_(capacity)
+        self.graph.replay()
+        return self.outputs
+
+    def _fits(self, x: Tensor, capacity: float | None) -> bool:
+        if self.graph is None:
+            return False
+        static_x, _, static_capacity = self.inputs
+        same_input = x.shape == static_x.shape and x.dtype == static_x.dtype and x.stride() == static_x.stride()
+        return same_input and (capacity is None) == (static_capacity is None)
+
+    def _capture(self, x: Tensor, weight: float, capacity: float | None, warmup: int = 3) -> None:
+        if self.graph is not None:
+            log.info("training batch shape is now %s: capturing the step again", tuple(x.shape))
+        static_x = x.detach().clone()  # keeps x's memory format (channels_last)
+        static_weight = torch.full((), float(weight), device=x.device)
+        static_capacity = None if capacity is None else torch.full((), float(capacity), device=x.device)
+        # Warm-up on a side stream, as capture requires: cuDNN picks its algorithms and lazy state is made outside
+        # the graph. Forward and backward only: the weights stay as they are.
+        side = torch.cuda.Stream(device=x.device)
+        side.wait_stream(torch.cuda.current_stream(x.device))
+        with torch.cuda.stream(side), _uncached_autocast(x.device.type):
+            for _ in range(warmup):
+                self._clear_grads()
+                self.step(static_x, static_weight, static_capacity)
+        torch.cuda.current_stream(x.device).wait_stream(side)
+        # Gradients made inside the capture live in the graph's memory: each replay writes them there afresh.
+        self._clear_grads()
+        graph = torch.cuda.CUDAGraph()
+        with _uncached_autocast(x.device.type), torch.cuda.graph(graph):
+            outputs = self.step(static_x, static_weight, static_capacity)
+        self.graph, self.inputs, self.outputs = graph, (static_x, static_weight, static_capacity), tuple(outputs)
+        self.captures += 1
+
+    def _clear_grads(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+
+def _uncached_autocast(device_type: str) -> contextlib.AbstractContextManager:
+    """The autocast already on, with its cache of cast weights emptied and off; nothing when autocast is off."""
+    if not torch.is_autocast_enabled(device_type):
+        return contextlib.nullcontext()
+    torch.clear_autocast_cache()
+    return torch.autocast(device_type, dtype=torch.get_autocast_dtype(device_type), cache_enabled=False)
