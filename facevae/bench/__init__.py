@@ -9,7 +9,8 @@ extraction: decoding and face extraction against realtime (extraction.py). train
 bare compiled step, the full train.py loop and a DataLoader-from-numpy loop, and the seed experiment's fit time
 (training.py). sweep: a beta sweep's jobs run side by side against one run (sweep.py). results: the validation loss
 with each speed switch on and off, beside the run-to-run noise (results.py). The sections that train take the data
-as train.py does (--video, --cache-dir; the built-in demo by default) and time on the GPU when there is one.
+as train.py does (--video, --cache-dir; the built-in demo by default), take train.py overrides for every run they time
+(--set KEY=VALUE) and time on the GPU when there is one.
 Tests check behaviour, never speed: these tables are the record, kept in the README's Performance section.
 """
 
@@ -26,6 +27,14 @@ from facevae.errors import exit_on_error
 def data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", type=Path, help="train on this video's crops (default: the built-in demo video)")
     parser.add_argument("--cache-dir", type=Path, help="where its crop cache is, or goes (default: data/cache)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a train.py override for every run it times, e.g. --set experiment=seed_paper (repeatable)",
+    )
 
 
 def data_overrides(args: argparse.Namespace) -> list[str]:
@@ -35,7 +44,7 @@ def data_overrides(args: argparse.Namespace) -> list[str]:
         overrides.append(f"data.video={args.video.resolve()}")
     if args.cache_dir:
         overrides.append(f"data.cache_dir={args.cache_dir.resolve()}")
-    return overrides
+    return [*overrides, *args.overrides]
 
 
 def build_parser() -> argparse.ArgumentParser:

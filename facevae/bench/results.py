@@ -16,7 +16,13 @@ import torch
 from facevae.bench import data_overrides
 from facevae.bench.machine import describe_machine
 
-EAGER = ["model.compile=false", "data.on_device=true", "model.channels_last=false", "trainer.precision=32-true"]
+EAGER = [
+    "model.compile=false",
+    "model.cuda_graph=false",
+    "data.on_device=true",
+    "model.channels_last=false",
+    "trainer.precision=32-true",
+]
 
 
 def switches(device: str) -> list[tuple[str, list[str]]]:
@@ -26,6 +32,7 @@ def switches(device: str) -> list[tuple[str, list[str]]]:
         ("data.on_device=false", ["data.on_device=false"]),
         ("model.channels_last=true", ["model.channels_last=true"]),
         (f"model.compile={mode}", [f"model.compile={mode}"]),
+        *([("model.cuda_graph=true", ["model.cuda_graph=true"])] if device == "cuda" else []),
         ("trainer.precision=bf16-mixed", ["trainer.precision=bf16-mixed"]),
     ]
 

@@ -24,7 +24,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +33,7 @@ import torch
 
 from facevae.bench import data_overrides
 from facevae.bench.machine import describe_machine
-from facevae.models import BetaVAE
+from facevae.models import BetaVAE, speed
 from facevae.models.lit_beta_vae import to_float_images
 from facevae.models.objectives import beta_vae_loss
 
@@ -75,45 +75,57 @@ def bench_train(args: argparse.Namespace) -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     mode = args.compile_mode or ("reduce-overhead" if device.type == "cuda" else "default")
     crops = training_crops(args)
-    rows = [row for batch in args.batch_sizes for row in rows_at(batch, crops, device, mode, args)]
-    print(f"\n{describe_machine(device.type)}; torch threads {torch.get_num_threads()}\n")
-    print("| loop | batch | images/s | |\n|---|---:|---:|---|")
-    for r in rows:
-        print(f"| {r.loop} | {r.batch} | {r.images_per_s:,.0f} | {r.note} |")
+    print(f"\n{describe_machine(device.type)}; torch threads {torch.get_num_threads()}; {len(crops):,} crops")
+    # The seed experiment first, then each row as soon as it is timed: a run cut short keeps what it measured.
     if args.fit_epochs > 0:
         fit = train_py_loop(64, args.fit_epochs, [*data_overrides(args), "experiment=seed_paper"])
         print_seed_fit(fit, args.fit_epochs)
+    print("\n| loop | batch | images/s | |\n|---|---:|---:|---|", flush=True)
+    for batch in args.batch_sizes:
+        for r in rows_at(batch, crops, device, mode, args):
+            print(f"| {r.loop} | {r.batch} | {r.images_per_s:,.0f} | {r.note} |", flush=True)
 
 
-def rows_at(batch: int, crops: np.ndarray, device: torch.device, mode: str, args: argparse.Namespace) -> list[Row]:
+def rows_at(batch: int, crops: np.ndarray, device: torch.device, mode: str, args: argparse.Namespace) -> Iterator[Row]:
     """(a) to (d) at one batch size, each against (a)."""
     eager, _ = bare_loop(crops, batch, args.steps, device)
-    rows = [Row("(a) bare eager step, crops on the device", batch, eager)]
+    yield Row("(a) bare eager step, crops on the device", batch, eager)
 
-    def add(loop: str, images_per_s: float, extra: str = "") -> None:
-        rows.append(Row(loop, batch, images_per_s, f"{images_per_s / eager:.0%} of (a){extra}"))
+    def row(loop: str, images_per_s: float, extra: str = "") -> Row:
+        return Row(loop, batch, images_per_s, f"{images_per_s / eager:.0%} of (a){extra}")
 
     compiled, compile_s = bare_loop(crops, batch, args.steps, device, mode)
-    add(f"(b) bare compiled step, mode={mode}", compiled, f"; compiling {compile_s:.0f} s apart")
-    for on_device in (True, False):
-        fit = train_py_loop(batch, args.epochs, [*data_overrides(args), f"data.on_device={on_device}"])
-        where = "crops on the device" if on_device else "crops from host memory"
-        add(f"(c) train.py, training batches, {where}", fit.train_ips, fit.note(batch))
-        add(f"(c) train.py, whole epochs, {where}", fit.epoch_ips, f"; first epoch +{fit.one_time_s:.1f} s")
+    yield row(f"(b) bare compiled step, mode={mode}", compiled, f"; compiling {compile_s:.0f} s apart")
+    if device.type == "cuda":
+        captured, capture_s = bare_loop(crops, batch, args.steps, device, captured=True)
+        yield row("(b) bare step captured as one CUDA graph (CapturedStep)", captured, f"; capture {capture_s:.1f} s")
+        captured, capture_s = bare_loop(crops, batch, args.steps, device, "default", captured=True)
+        yield row("(b) the same, compiled (mode=default) inside", captured, f"; compiling {capture_s:.0f} s apart")
+    variants = [("crops on the device", ["data.on_device=true"]), ("crops from host memory", ["data.on_device=false"])]
+    if device.type == "cuda":
+        variants.append(("model.compile=default inside the graph", ["model.compile=default"]))
+        variants.append(("model.compile=reduce-overhead, no CapturedStep", ["model.compile=reduce-overhead"]))
+    for where, overrides in variants:
+        fit = train_py_loop(batch, args.epochs, [*data_overrides(args), *overrides])
+        yield row(f"(c) train.py, training batches, {where}", fit.train_ips, fit.note(batch))
+        yield row(f"(c) train.py, whole epochs, {where}", fit.epoch_ips, f"; first epoch +{fit.one_time_s:.1f} s")
     workers = min(8, len(os.sched_getaffinity(0)))
-    add(f"(d) DataLoader from numpy, {workers} workers", dataloader_loop(crops, batch, args.steps, device, workers))
-    return rows
+    loader_ips = dataloader_loop(crops, batch, args.steps, device, workers)
+    yield row(f"(d) DataLoader from numpy, {workers} workers", loader_ips)
 
 
 def print_seed_fit(fit: FitTiming, epochs: int) -> None:
+    """The fit as measured, and at its later epochs' rate the seed's 1.44 M images (the same when the data is a
+    half-hour video and epochs is 100)."""
     estimate = fit.one_time_s + SEED_IMAGES / fit.epoch_ips
     print(
-        f"\nSeed experiment (experiment=seed_paper, batch 64, validation and logging every epoch), {epochs} epochs "
-        f"of {fit.images // epochs:,} training crops: fit {fit.fit_s:.1f} s; one-time costs {fit.one_time_s:.1f} s "
-        f"(first epoch beyond a later one: compilation, the cache's copy); later epochs {fit.epoch_ips:,.0f} "
-        f"images/s with validation -> 14,400 crops x 100 epochs ~ {estimate:,.0f} s "
-        f"({fit.one_time_s:.0f} s one-time + {SEED_IMAGES / fit.epoch_ips:,.0f} s; latent analyses every 10 epochs "
-        "not included)"
+        f"\nSeed experiment (experiment=seed_paper: batch 64, validation and logging every epoch), {epochs} epochs "
+        f"of {fit.images // epochs:,} training crops ({fit.images:,} images): fit {fit.fit_s:.1f} s, of which "
+        f"one-time costs {fit.one_time_s:.1f} s (the first epoch beyond a later one: compilation, CUDA graph "
+        f"capture, the cache's copy), so {fit.fit_s - fit.one_time_s:.1f} s without them; later epochs "
+        f"{fit.epoch_ips:,.0f} images/s with validation. At that rate 14,400 crops x 100 epochs: ~{estimate:,.0f} s "
+        f"({fit.one_time_s:.0f} s one-time + {SEED_IMAGES / fit.epoch_ips:,.0f} s)",
+        flush=True,
     )
 
 
@@ -143,11 +155,18 @@ def synchronizer(device: torch.device) -> Callable[[], None]:
 
 
 def bare_loop(
-    crops: np.ndarray, batch: int, steps: int, device: torch.device, mode: str | None = None, warmup: int = 3
+    crops: np.ndarray,
+    batch: int,
+    steps: int,
+    device: torch.device,
+    mode: str | None = None,
+    warmup: int = 3,
+    captured: bool = False,
 ) -> tuple[float, float]:
     """(images/s, one-time seconds of the warm-up steps) of the floor to compare with: crops on the device, a random
     batch gathered there, converted, forward, the default objective (beta 1, sigma 0.1), backward, Adam (fused on a
-    GPU, as BetaVAEModule's). With `mode`, forward, loss and backward are torch.compile'd, as model.compile does."""
+    GPU, as BetaVAEModule's). With `mode`, forward, loss and backward are torch.compile'd, as model.compile does;
+    with `captured`, they are replayed as one CUDA graph, as model.cuda_graph does."""
     torch.manual_seed(0)
     if mode:
         torch._dynamo.reset()  # each batch size gets its own static graph, not a dynamic-shape recompile
@@ -162,12 +181,22 @@ def bare_loop(
 
     loss_of = torch.compile(objective, mode=mode) if mode else objective
 
+    def backward(x: torch.Tensor, weight: torch.Tensor, capacity: None) -> tuple[torch.Tensor]:
+        loss = loss_of(x)
+        loss.backward()
+        return (loss.detach(),)
+
+    replay = speed.CapturedStep(backward, list(model.parameters())) if captured else None
+
     def step() -> None:
         x = to_float_images(data.index_select(0, torch.randint(0, len(data), (batch,), device=device)))
-        torch.compiler.cudagraph_mark_step_begin()
-        loss = loss_of(x)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if replay is not None:
+            replay(x, 1.0, None)
+        else:
+            torch.compiler.cudagraph_mark_step_begin()
+            loss = loss_of(x)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
         optimizer.step()
 
     return timed_steps(step, steps, warmup, synchronizer(device), batch)
