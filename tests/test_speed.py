@@ -248,6 +248,17 @@ def test_the_inductor_compiled_step_trains_in_the_lightning_loop(tmp_path):
     fit_a_few_steps(tmp_path, compile="default", kl_warmup_steps=4)
 
 
+def test_capture_under_autocast_keeps_its_dtype_with_the_weight_cache_off():
+    """A cast cached before capture would be read, stale, by every replay: warm-up and capture run without the cache."""
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        with speed._uncached_autocast("cpu"):
+            assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+            assert not torch.is_autocast_cache_enabled()
+        assert torch.is_autocast_cache_enabled()
+    with speed._uncached_autocast("cpu"):  # without autocast: nothing changes
+        assert not torch.is_autocast_enabled("cpu") and torch.is_autocast_cache_enabled()
+
+
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU: CUDA graphs exist only there")
 
 

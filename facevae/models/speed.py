@@ -235,7 +235,11 @@ class CapturedStep:
 
 def _uncached_autocast(device_type: str) -> contextlib.AbstractContextManager:
     """The autocast already on, with its cache of cast weights emptied and off; nothing when autocast is off."""
-    if not torch.is_autocast_enabled(device_type):
+    if hasattr(torch, "get_autocast_dtype"):  # torch >= 2.4
+        enabled, dtype = torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type)
+    else:  # the CUDA-only spelling of older torch
+        enabled, dtype = torch.is_autocast_enabled(), torch.get_autocast_gpu_dtype()
+    if not enabled:
         return contextlib.nullcontext()
     torch.clear_autocast_cache()
-    return torch.autocast(device_type, dtype=torch.get_autocast_dtype(device_type), cache_enabled=False)
+    return torch.autocast(device_type, dtype=dtype, cache_enabled=False)
