@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_overrides
 
 from facevae.bench import build_parser, data_overrides
-from facevae.bench.training import Clock, bare_loop, dataloader_loop
+from facevae.bench.training import Clock, bare_loop, dataloader_loop, slowest_hooks, train_py_loop
 
 CPU = torch.device("cpu")
 
@@ -38,3 +39,13 @@ def test_every_section_parses_and_the_data_goes_to_train_py(tmp_path):
         assert parser.parse_args([section]).run.split(":")[0] in ("extraction", "training", "sweep", "results")
     args = parser.parse_args(["sweep", "--video", str(tmp_path / "me.mp4"), "--betas", "1", "4", "--n-jobs", "2"])
     assert args.betas == [1.0, 4.0] and data_overrides(args) == [f"data.video={tmp_path / 'me.mp4'}"]
+
+
+def test_a_profiled_fit_says_which_hooks_took_its_time(tmp_path, demo_clip):
+    keep = [o for o in tiny_overrides(demo_clip, tmp_path / "cache") if not o.startswith(("trainer.max", "data.batch"))]
+    fit = train_py_loop(8, 2, [*keep, "logger=csv"], profile=True)
+    hooks = slowest_hooks(fit.profile, n=50)
+    names = [action for action, _, _ in hooks]
+    assert "run_training_epoch" in names and any("validation_step" in name for name in names)
+    assert all(total >= 0 and calls > 0 for _, total, calls in hooks)
+    assert [total for _, total, _ in hooks] == sorted((total for _, total, _ in hooks), reverse=True)

@@ -2,6 +2,7 @@
 
     python -m facevae.bench extraction [--video PATH] [--seconds 300] [--repeat 1]
     python -m facevae.bench train      [--batch-sizes 64 1024] [--steps 20] [--epochs 10] [--fit-epochs 3]
+                                       [--profile]
     python -m facevae.bench sweep      [--betas 1 2 4 8 16] [--n-jobs 5] [--epochs 3]
     python -m facevae.bench results    [--epochs 5] [--seeds 0 1 2]
 
@@ -65,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=int, default=20, help="timed steps of the bare and DataLoader loops")
     train.add_argument("--epochs", type=int, default=10, help="epochs of each train.py loop")
     train.add_argument("--fit-epochs", type=int, default=3, help="epochs of the seed experiment (0: skip it)")
+    train.add_argument(
+        "--profile", action="store_true", help="also time the seed experiment's hooks (Lightning's SimpleProfiler)"
+    )
     train.add_argument(
         "--compile-mode", help="torch.compile mode of (b) (default: reduce-overhead on a GPU, else default)"
     )

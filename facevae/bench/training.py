@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
@@ -63,6 +64,7 @@ class FitTiming:
     first_epoch_s: float
     later_epoch_s: float  # the mean of the epochs after the first
     largest_batch: int  # smaller than asked for when the training set is smaller than one batch
+    profile: str | None = None  # Lightning's SimpleProfiler report, when asked for
 
     def note(self, batch: int) -> str:
         return "" if self.largest_batch >= batch else f"; the whole training set, {self.largest_batch}, per step"
@@ -80,8 +82,10 @@ def bench_train(args: argparse.Namespace) -> None:
     print(f"\n{describe_machine(device.type)}; torch threads {torch.get_num_threads()}; {len(crops):,} crops")
     # The seed experiment first, then each row as soon as it is timed: a run cut short keeps what it measured.
     if args.fit_epochs > 0:
-        fit = train_py_loop(64, args.fit_epochs, [*data_overrides(args), "experiment=seed_paper"])
+        fit = train_py_loop(64, args.fit_epochs, [*data_overrides(args), "experiment=seed_paper"], args.profile)
         print_seed_fit(fit, args.fit_epochs)
+        if fit.profile:
+            print_profile(fit)
     print("\n| loop | batch | images/s | |\n|---|---:|---:|---|", flush=True)
     for batch in args.batch_sizes:
         for r in rows_at(batch, crops, device, mode, args):
@@ -129,6 +133,14 @@ def print_seed_fit(fit: FitTiming, epochs: int) -> None:
         f"({fit.one_time_s:.0f} s one-time + {SEED_IMAGES / fit.epoch_ips:,.0f} s)",
         flush=True,
     )
+
+
+def print_profile(fit: FitTiming) -> None:
+    """Where the seed experiment's time went, hook by hook: what outside the training batches costs each epoch."""
+    print(f"\nThe seed experiment's slowest hooks (Lightning's SimpleProfiler; fit {fit.fit_s:.1f} s):\n")
+    print("| hook | total s | calls | ms per call |\n|---|---:|---:|---:|")
+    for action, total, calls in slowest_hooks(fit.profile):
+        print(f"| {action[:90]} | {total:.2f} | {calls} | {1e3 * total / max(calls, 1):.1f} |")
 
 
 # -- the data -------------------------------------------------------------------------------------------------------
@@ -314,8 +326,9 @@ class Clock(pl.Callback):
         )
 
 
-def train_py_loop(batch: int, epochs: int, overrides: list[str]) -> FitTiming:
-    """train.py's own code path as configured (W&B offline, every callback), on the data the overrides name."""
+def train_py_loop(batch: int, epochs: int, overrides: list[str], profile: bool = False) -> FitTiming:
+    """train.py's own code path as configured (W&B offline, every callback), on the data the overrides name. With
+    `profile`, under Lightning's SimpleProfiler, whose report (seconds per hook) comes back in FitTiming.profile."""
     from hydra import compose, initialize_config_dir
     from omegaconf import open_dict
 
@@ -339,6 +352,9 @@ def train_py_loop(batch: int, epochs: int, overrides: list[str]) -> FitTiming:
             )
         with open_dict(cfg):
             cfg.paths.output_dir = out
+            if profile:
+                cfg.trainer.profiler = {"_target_": "pytorch_lightning.profilers.SimpleProfiler", "dirpath": out}
+                cfg.trainer.profiler.filename = "profile"
         real = training.instantiate_group
         training.instantiate_group = lambda group: real(group) + ([clock] if group is cfg.get("callbacks") else [])
         os.environ.setdefault("WANDB_MODE", "offline")
@@ -348,4 +364,21 @@ def train_py_loop(batch: int, epochs: int, overrides: list[str]) -> FitTiming:
                 training.train(cfg)
         finally:
             training.instantiate_group = real
-    return clock.timing()
+        report = Path(out, "fit-profile.txt")
+        timing = clock.timing()
+        timing.profile = report.read_text() if profile and report.exists() else None
+    return timing
+
+
+def slowest_hooks(report: str, n: int = 15) -> list[tuple[str, float, int]]:
+    """(action, total seconds, calls) of the n actions of a SimpleProfiler report that took longest in all."""
+    rows = []
+    for line in report.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 4 or cells[0] in ("Action", "Total"):
+            continue
+        try:
+            rows.append((cells[0], float(cells[3]), int(cells[2])))
+        except ValueError:
+            continue  # the header's rules and titles
+    return sorted(rows, key=lambda row: -row[1])[:n]
