@@ -353,8 +353,11 @@ def train_py_loop(batch: int, epochs: int, overrides: list[str], profile: bool =
         with open_dict(cfg):
             cfg.paths.output_dir = out
             if profile:
-                cfg.trainer.profiler = {"_target_": "pytorch_lightning.profilers.SimpleProfiler", "dirpath": out}
-                cfg.trainer.profiler.filename = "profile"
+                cfg.trainer.profiler = {
+                    "_target_": "pytorch_lightning.profilers.SimpleProfiler",
+                    "dirpath": out,
+                    "filename": "profile",  # Lightning writes fit-profile.txt
+                }
         real = training.instantiate_group
         training.instantiate_group = lambda group: real(group) + ([clock] if group is cfg.get("callbacks") else [])
         os.environ.setdefault("WANDB_MODE", "offline")

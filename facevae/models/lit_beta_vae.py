@@ -191,6 +191,8 @@ class BetaVAEModule(pl.LightningModule):
         return loss.detach(), recon, kl
 
     def _train_loss(self, x: Tensor, weight: float, capacity: float | None) -> tuple[Tensor, Tensor, Tensor]:
+        if self._captured is not None:
+            return self._captured(x, weight, capacity)  # forward, loss and backward: one replay
         if self._compiled_objective is None:
             return self._objective(x, weight, capacity)
         # Tensors made on the device, not Python floats: a number that changes every step (KL warm-up, capacity)
@@ -242,42 +244,23 @@ class BetaVAEModule(pl.LightningModule):
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         optimizer = self.optimizers()
-        if self._captured is not None:
-            x = batch["x"]
-            weight, capacity = self.kl_schedule()
-            step = self.global_step
-            loss, recon, kl = self._captured(x, weight, capacity)  # forward, loss and backward: one replay
-            self._record_step(step, batch_idx, loss, recon, kl, weight, capacity, x.shape)
-        else:
-            loss = self.training_loss(batch, batch_idx)
+        loss = self.training_loss(batch, batch_idx)
+        if self._captured is None:  # a replayed graph has already run its backward
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(loss)
         optimizer.step()
 
     def training_loss(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        """The loss of one training batch, eager or compiled, ready for backward; its values are kept (and read,
-        logged and checked every N steps) as training_step's are."""
+        """The loss of one training batch, eager or compiled and ready for backward, or replayed by the captured
+        step with its backward already run; its values are kept (and read, logged and checked every N steps)."""
         x = batch["x"]
         weight, capacity = self.kl_schedule()
         loss, recon, kl = self._train_loss(x, weight, capacity)
-        self._record_step(self.global_step, batch_idx, loss, recon, kl, weight, capacity, x.shape)
-        return loss
-
-    def _record_step(
-        self,
-        step: int,
-        batch_idx: int,
-        loss: Tensor,
-        recon: Tensor,
-        kl: Tensor,
-        weight: float,
-        capacity: float | None,
-        shape: torch.Size,
-    ) -> None:
         sigma = [self.log_sigma.detach().exp()] if self.hparams.learn_sigma else []
-        self._steps.add(step, [loss, recon, kl, *sigma])
+        self._steps.add(self.global_step, [loss, recon, kl, *sigma])
         if self._read_due(batch_idx):
-            self._log_steps(weight, capacity, shape)
+            self._log_steps(weight, capacity, x.shape)
+        return loss
 
     def _read_due(self, batch_idx: int) -> bool:
         """Whether this step reads the step values: at Lightning's logging steps, at an epoch's last batch (so the

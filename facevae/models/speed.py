@@ -125,9 +125,6 @@ def first_non_finite(first_step: int, losses: Tensor) -> tuple[int, float] | Non
     return first_step + i, float(losses[i])
 
 
-GRAPH_SETTINGS = ("auto", True, False)
-
-
 def graph_setting(setting: str | bool | None) -> str | bool:
     """The config's `model.cuda_graph` as "auto", True or False; anything else is an error."""
     if setting in (None, False, "false", "False"):
@@ -146,7 +143,7 @@ def resolve_graph(
     already replays its own graphs, or the step runs under autocast (bf16-mixed: capture under autocast is written
     as PyTorch asks, with its weight cache off, but not yet measured on a GPU); an explicit true where capture cannot
     work is a user error."""
-    own_graphs = compile_mode is not None and compile_mode in ("reduce-overhead", "max-autotune")
+    own_graphs = compile_mode in ("reduce-overhead", "max-autotune")
     if setting == "auto":
         return device_type == "cuda" and world_size == 1 and not own_graphs and not autocast
     if not setting:
