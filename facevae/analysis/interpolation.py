@@ -167,17 +167,22 @@ def label_grid_axes(ax, n: int, side: int, x0: float = 0.0) -> None:
     ax.set_xlabel("u: from A towards B  (columns)", fontsize=9)
     ax.set_ylabel("v: from A towards C  (rows)", fontsize=9)
     for (r, c), text in {(0, 0): "A", (0, n - 1): "B", (n - 1, 0): "C", (n - 1, n - 1): "B+C−A"}.items():
-        # In the cell's top-left corner, over the forehead: the eyes and mouth stay visible.
-        ax.text(
-            x0 + centres[c] - side / 2 + 2,
-            centres[r] - side / 2 + 2,
-            text,
-            ha="left",
-            va="top",
-            fontsize=6,
-            color="white",
-            bbox={"boxstyle": "round,pad=0.15", "fc": "black", "alpha": 0.6, "lw": 0},
-        )
+        _tile_label(ax, x0 + centres[c], centres[r], side, text, "black", 0.6)
+
+
+def _tile_label(ax, x: float, y: float, side: int, text: str, colour: str, alpha: float) -> None:
+    """A small label in the top-left corner of the tile centred at (x, y), over the forehead: the eyes and mouth stay
+    visible."""
+    ax.text(
+        x - side / 2 + 2,
+        y - side / 2 + 2,
+        text,
+        ha="left",
+        va="top",
+        fontsize=6,
+        color="white",
+        bbox={"boxstyle": "round,pad=0.15", "fc": colour, "alpha": alpha, "lw": 0},
+    )
 
 
 def _with_inputs(grid_images: np.ndarray, inputs: np.ndarray | None, n: int, gap: int = 10) -> tuple[np.ndarray, int]:
@@ -260,16 +265,7 @@ def interpolation_figure(
         if inputs is not None:
             right = picture.shape[1] - side / 2 - PAD
             for x, y, text in ((PAD + side / 2, 0, "real A"), (right, 0, "real B"), (PAD + side / 2, n - 1, "real C")):
-                ax.text(
-                    x - side / 2 + 2,
-                    centres[y] - side / 2 + 2,
-                    text,
-                    ha="left",
-                    va="top",
-                    fontsize=6,
-                    color="white",
-                    bbox={"boxstyle": "round,pad=0.15", "fc": INPUT_COLOUR_NAME, "alpha": 0.8, "lw": 0},
-                )
+                _tile_label(ax, x, centres[y], side, text, INPUT_COLOUR_NAME, 0.8)
         s = stats
         title = (
             "held-out frames A, B, C (real crops in blue) encoded,\nthe plane between their codes decoded"
