@@ -13,7 +13,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from facevae.callbacks import CheckpointMetadata, MeanFaceBaseline
 from facevae.config import python_command
-from facevae.errors import FaceVAEError
+from facevae.errors import FaceVAEError, user_error
+from facevae.members import StackedRun
+from facevae.models import StackedBetaVAEModule
 from facevae.sweeps import current_job, name_wandb_run
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     name_wandb_run(cfg, current_job())  # each job of a sweep is its own W&B run, grouped by sweep
     resolved = OmegaConf.to_container(cfg, resolve=True)
     callbacks = instantiate_group(cfg.get("callbacks")) + [CheckpointMetadata(resolved)]
-    loggers = instantiate_group(cfg.get("logger"))
+    stacked = None
+    if isinstance(model, StackedBetaVAEModule):  # one model per beta: each with its own loggers and checkpoints
+        stacked = StackedRun(resolved, model, Path(resolved["paths"]["output_dir"]))
+        callbacks.append(stacked.callback)
+    loggers = stacked.make_loggers(resolved.get("logger")) if stacked else instantiate_group(cfg.get("logger"))
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
         logger.log_hyperparams(resolved)
@@ -66,13 +72,18 @@ def train(cfg: DictConfig) -> dict[str, float]:
         raise FaceVAEError(f"ckpt_path={ckpt_path}: no such checkpoint to resume from")
     try:
         metrics = _fit_and_test(cfg, trainer, model, datamodule, ckpt_path)
-    except BaseException:
+    except BaseException as err:
         _finish_loggers(loggers, exit_code=1)  # the W&B run is marked failed; a sweep goes on to its next job
+        if stacked and trainer.is_global_zero:
+            stacked.finish(None, error=str(user_error(err) or f"{type(err).__name__}: {err}"))
         raise
     baseline = next((c.psnr for c in callbacks if isinstance(c, MeanFaceBaseline)), None)
     if baseline is not None:
         metrics["val/psnr_mean_face"] = baseline
-    if trainer.is_global_zero:
+    if trainer.is_global_zero and stacked:
+        stacked.finish(metrics)
+        print("\n".join(stacked.report(metrics)))
+    elif trainer.is_global_zero:
         _report(trainer, metrics, _best_checkpoint(trainer))
     _finish_loggers(loggers)
     return metrics
@@ -131,5 +142,6 @@ def _report(trainer: pl.Trainer, metrics: dict[str, float], best: str | None) ->
 def _finish_loggers(loggers: list, exit_code: int = 0) -> None:
     """Close each W&B run here, so every job of a multirun gets its own run instead of continuing the last one."""
     for logger in loggers:
+        logger = getattr(logger, "inner", logger)  # a stacked run's member loggers each hold their own W&B run
         if isinstance(logger, pl.loggers.WandbLogger) and logger._experiment is not None:
             logger.experiment.finish(exit_code=exit_code)

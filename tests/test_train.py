@@ -28,7 +28,7 @@ make_cfg = make_train_cfg
 GROUP_CHOICES = {
     "data": ["faces"],
     "model": ["beta_vae", "wgan_gp"],
-    "callbacks": ["default", "none"],
+    "callbacks": ["default", "none", "stacked"],
     "logger": ["wandb", "tensorboard", "csv", "none"],
     "trainer": ["default", "cpu", "gpu", "ddp"],
     "experiment": ["seed_paper", "smoke"],

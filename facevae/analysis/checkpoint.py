@@ -74,6 +74,11 @@ def load_run(path: Path | str, device: str | torch.device = "cpu") -> TrainedRun
     ckpt = read_checkpoint(path)
     meta = ckpt[CHECKPOINT_KEY]
     module_name, _, class_name = meta["model_class"].rpartition(".")
+    if class_name == "StackedBetaVAEModule":
+        raise FaceVAEError(
+            f"{path}: holds every beta of a stacked run; evaluate one member's checkpoint "
+            f"({run_dir_of(path)}/<k>/checkpoints/) or compare them all with sweep_dir={run_dir_of(path)}"
+        )
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
         model = cls.load_from_checkpoint(path, map_location=device)

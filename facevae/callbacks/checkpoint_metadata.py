@@ -17,21 +17,27 @@ class CheckpointMetadata(pl.Callback):
         self.config = config
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
-        dm = trainer.datamodule
-        checkpoint[CHECKPOINT_KEY] = {
-            "version": facevae.__version__,
-            "config": self.config,
-            "split": dm.split_ranges(),
-            "cache_key": dm.data.manifest["key"],
-            "source": dm.data.manifest["source"],
-            "model_class": f"{type(pl_module).__module__}.{type(pl_module).__qualname__}",
-            "wandb": _wandb_run(trainer),
-        }
+        model_class = f"{type(pl_module).__module__}.{type(pl_module).__qualname__}"
+        checkpoint[CHECKPOINT_KEY] = checkpoint_metadata(trainer, self.config, model_class, wandb_run(trainer.loggers))
 
 
-def _wandb_run(trainer: pl.Trainer) -> dict | None:
+def checkpoint_metadata(trainer: pl.Trainer, config: dict, model_class: str, wandb: dict | None) -> dict:
+    """What a checkpoint of `model_class` trained with `config` carries: config, data split and source, W&B run."""
+    dm = trainer.datamodule
+    return {
+        "version": facevae.__version__,
+        "config": config,
+        "split": dm.split_ranges(),
+        "cache_key": dm.data.manifest["key"],
+        "source": dm.data.manifest["source"],
+        "model_class": model_class,
+        "wandb": wandb,
+    }
+
+
+def wandb_run(loggers: list) -> dict | None:
     """The training run's W&B identity, so evaluation can log into the same project and group beside it."""
-    for logger in trainer.loggers:
+    for logger in loggers:
         if isinstance(logger, WandbLogger) and logger._experiment is not None:
             run = logger.experiment
             return {

@@ -30,9 +30,11 @@ class _EveryNEpochs(pl.Callback):
         self.applies = True
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self.applies = self.requires is None or hasattr(pl_module, self.requires)
+        stacked = getattr(pl_module, "stacked", False)  # many models in one: evaluate.py sweep_dir= draws each
+        self.applies = not stacked and (self.requires is None or hasattr(pl_module, self.requires))
         if not self.applies and stage == "fit":
-            log.info("%s skipped: %s has no %s()", type(self).__name__, type(pl_module).__name__, self.requires)
+            why = "draws one model, not a stacked sweep's members" if stacked else f"has no {self.requires}()"
+            log.info("%s skipped: %s %s", type(self).__name__, type(pl_module).__name__, why)
 
     def _due(self, trainer: pl.Trainer) -> bool:
         epoch = trainer.current_epoch + 1

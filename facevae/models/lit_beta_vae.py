@@ -53,8 +53,8 @@ class KLPerDim(Metric):
 
     full_state_update = False
 
-    def __init__(self, latent_dim: int) -> None:
-        super().__init__()
+    def __init__(self, latent_dim: int | tuple[int, ...]) -> None:
+        super().__init__()  # latent_dim, or (members, latent_dim) for a stacked model
         self.add_state("total", default=torch.zeros(latent_dim), dist_reduce_fx="sum")
         self.add_state("count", default=torch.tensor(0.0), dist_reduce_fx="sum")
 
@@ -183,11 +183,16 @@ class BetaVAEModule(pl.LightningModule):
         out, _ = self._loss(x, weight, capacity)
         return out.loss, out.recon.detach(), out.kl.detach()
 
+    @staticmethod
+    def _total(loss: Tensor) -> Tensor:
+        """What the backward starts from: the loss itself (the stacked model sums its members')."""
+        return loss
+
     def _backward_step(self, x: Tensor, weight: Tensor, capacity: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
         """Forward, loss and backward: what a CapturedStep records."""
         objective = self._compiled_objective or self._objective
         loss, recon, kl = objective(x, weight, capacity)
-        loss.backward()
+        self._total(loss).backward()
         return loss.detach(), recon, kl
 
     def _train_loss(self, x: Tensor, weight: float, capacity: float | None) -> tuple[Tensor, Tensor, Tensor]:
@@ -247,7 +252,7 @@ class BetaVAEModule(pl.LightningModule):
         loss = self.training_loss(batch, batch_idx)
         if self._captured is None:  # a replayed graph has already run its backward
             optimizer.zero_grad(set_to_none=True)
-            self.manual_backward(loss)
+            self.manual_backward(self._total(loss))
         optimizer.step()
 
     def training_loss(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
@@ -294,13 +299,13 @@ class BetaVAEModule(pl.LightningModule):
             logged["train/sigma"] = mean["sigma"]
         self.log_dict(logged, on_step=True, on_epoch=False, batch_size=n)
 
-    def _stop_if_non_finite(self, first_step: int, losses: Tensor) -> None:
+    def _stop_if_non_finite(self, first_step: int, losses: Tensor, what: str = "loss") -> None:
         # A NaN poisons every weight at the next step: stop, naming the step, before it reaches a checkpoint.
         bad = speed.first_non_finite(first_step, losses)
         if bad is not None:
             step, value = bad
             raise FaceVAEError(
-                f"loss is {value} at step {step} (epoch {self.current_epoch}); "
+                f"{what} is {value} at step {step} (epoch {self.current_epoch}); "
                 "stopping — the last good checkpoint is kept"
             )
 

@@ -117,12 +117,13 @@ class StepValues:
 
 
 def first_non_finite(first_step: int, losses: Tensor) -> tuple[int, float] | None:
-    """(step, value) of the first non-finite loss among steps first_step, first_step + 1, ...; None if all finite."""
+    """(step, value) of the first non-finite loss among steps first_step, first_step + 1, ...; None if all finite.
+
+    `losses` has a row per step: one loss, or one per member of a stacked model."""
     bad = (~torch.isfinite(losses)).nonzero()
     if len(bad) == 0:
         return None
-    i = int(bad[0, 0])
-    return first_step + i, float(losses[i])
+    return first_step + int(bad[0, 0]), float(losses[tuple(bad[0])])
 
 
 def graph_setting(setting: str | bool | None) -> str | bool:

@@ -1,0 +1,255 @@
+"""A stacked run's members, each kept as if it had been a job of a beta sweep of its own.
+
+`python train.py sweep=beta_stacked` trains every beta of model.betas in one process (StackedBetaVAEModule). So that
+what comes out matches a multirun, each member k gets, in the run directory:
+
+    <run>/<k>/.hydra/config.yaml       the config a run of its own would have had (model.beta = its beta)
+    <run>/<k>/checkpoints/best-epochNNN.ckpt, last.ckpt
+                                       BetaVAEModule checkpoints: evaluate.py ckpt_path= opens them like any other
+    <run>/<k>/status.json              finished or failed, with its final metrics, as a sweep job writes it
+    <run>/<k>/wandb/, csv/, ...        its own loggers: one W&B run per beta, grouped by the run, values under the
+                                       usual names (val/loss, not member2/val/loss)
+
+and `evaluate.py sweep_dir=<run>` compares the members as it compares a sweep's jobs. The run's own checkpoints
+(`<run>/checkpoints/last.ckpt`) hold all members and the optimiser: resume the stacked run from them.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from argparse import Namespace
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from omegaconf import OmegaConf
+from pytorch_lightning.loggers import Logger
+
+from facevae.callbacks.checkpoint_metadata import CHECKPOINT_KEY, checkpoint_metadata, wandb_run
+from facevae.config import python_command
+from facevae.data.cache import atomic_file
+from facevae.models.lit_beta_vae import BetaVAEModule
+from facevae.models.lit_stacked_beta_vae import MEMBER_PREFIX, StackedBetaVAEModule, member_prefix
+from facevae.sweeps import identity_tags, sweep_group, write_status
+
+log = logging.getLogger(__name__)
+
+MONITOR = "val/loss"  # a member's best checkpoint, as ModelCheckpoint picks a single run's (conf/callbacks)
+
+
+@dataclass
+class Member:
+    index: int
+    beta: float
+    dir: Path
+    config: dict  # the resolved config of a run of its own
+
+    @property
+    def prefix(self) -> str:
+        return member_prefix(self.index)
+
+    @property
+    def override(self) -> str:
+        return f"model.beta={self.beta:g}"
+
+
+class MemberLogger(Logger):
+    """One member's view of the stacked run's logged values: its own (prefix stripped) and the shared ones (epoch,
+    learning rate, the mean-face baseline), sent to a logger of its own."""
+
+    def __init__(self, inner: Logger, member: Member) -> None:
+        super().__init__()
+        self.inner = inner
+        self.member = member
+
+    @property
+    def name(self) -> str | None:
+        return self.inner.name
+
+    @property
+    def version(self) -> int | str | None:
+        return self.inner.version
+
+    @property
+    def save_dir(self) -> str | None:
+        return self.inner.save_dir
+
+    @property
+    def log_dir(self) -> str | None:
+        return getattr(self.inner, "log_dir", None)
+
+    @property
+    def experiment(self) -> Any:
+        return getattr(self.inner, "experiment", None)
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        prefix = self.member.prefix
+        mine = {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)}
+        shared = {k: v for k, v in metrics.items() if not k.startswith(MEMBER_PREFIX)}
+        if mine or shared:
+            self.inner.log_metrics({**shared, **mine}, step)
+
+    def log_hyperparams(self, params: dict[str, Any] | Namespace, *args: Any, **kwargs: Any) -> None:
+        self.inner.log_hyperparams(self.member.config)  # its own config: model.beta, not model.betas
+
+    def save(self) -> None:
+        self.inner.save()
+
+    def finalize(self, status: str) -> None:
+        self.inner.finalize(status)
+
+
+class StackedRun:
+    """The members of one stacked training run: their directories, configs, loggers, checkpoints and statuses."""
+
+    def __init__(self, config: dict, model: StackedBetaVAEModule, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.model = model
+        self.metric = config.get("optimized_metric") or "val/loss"
+        self.members = [
+            Member(k, beta, self.run_dir / str(k), self._member_config(config, k))
+            for k, beta in enumerate(model.members)
+        ]
+        self.loggers: list[MemberLogger] = []
+        self.callback = MemberCheckpoints(self)
+
+    def _member_config(self, config: dict, k: int) -> dict:
+        member = copy.deepcopy(config)
+        member["model"] = {"_target_": "facevae.models.BetaVAEModule", **self.model.member_hparams(k)}
+        member.setdefault("paths", {})["output_dir"] = str(self.run_dir / str(k))
+        member["stacked_run"] = {"dir": str(self.run_dir), "member": k, "betas": self.model.members}
+        return member
+
+    def make_loggers(self, logger_cfg: dict | None) -> list[MemberLogger]:
+        """The configured loggers (the resolved config's `logger` group) once per member, each writing into the
+        member's directory."""
+        self.loggers = []
+        for member in self.members:
+            for cfg in (logger_cfg or {}).values():
+                if isinstance(cfg, dict) and "_target_" in cfg:
+                    inner = hydra.utils.instantiate(self._member_logger_cfg(cfg, member))
+                    self.loggers.append(MemberLogger(inner, member))
+        return self.loggers
+
+    def _member_logger_cfg(self, cfg: dict, member: Member) -> dict:
+        cfg = copy.deepcopy(cfg)
+        if "save_dir" in cfg:
+            cfg["save_dir"] = str(member.dir)
+        if str(cfg["_target_"]).endswith("WandbLogger"):
+            group_tags = [t for t in (cfg.get("tags") or []) if not str(t).startswith("beta=")]
+            cfg["tags"] = list(dict.fromkeys([*group_tags, *identity_tags(OmegaConf.create(member.config))]))
+            cfg["group"] = cfg.get("group") or sweep_group(self.run_dir)
+            cfg["name"] = f"{cfg['name']} beta={member.beta:g}" if cfg.get("name") else f"beta={member.beta:g}"
+            cfg["reinit"] = "create_new"  # one W&B run per member, open side by side in this process
+        return cfg
+
+    def prepare(self) -> None:
+        """Each member's directory and config, before training starts."""
+        for member in self.members:
+            (member.dir / ".hydra").mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(OmegaConf.create(member.config), member.dir / ".hydra" / "config.yaml")
+
+    def member_metrics(self, metrics: dict[str, float], member: Member) -> dict[str, float]:
+        """The run's final metrics as a run of this member's own would have named them."""
+        shared = {k: v for k, v in metrics.items() if not k.startswith(MEMBER_PREFIX)}
+        return {**shared, **{k[len(member.prefix) :]: v for k, v in metrics.items() if k.startswith(member.prefix)}}
+
+    def finish(self, metrics: dict[str, float] | None, error: str | None = None) -> None:
+        """Each member's status.json: finished with its metrics, or failed with the run's error."""
+        for member in self.members:
+            record = {"overrides": [member.override], "swept": [member.override]}
+            if error is not None or metrics is None:
+                write_status(member.dir, {"status": "failed", "error": error or "unknown", **record})
+                continue
+            mine = self.member_metrics(metrics, member)
+            value = mine.get(self.metric, math.nan)
+            write_status(
+                member.dir, {"status": "finished", **record, "metric": self.metric, "value": value, "metrics": mine}
+            )
+
+    def report(self, metrics: dict[str, float]) -> list[str]:
+        """The closing lines of a stacked run: each member's result and checkpoint, and how to compare them."""
+        lines = ["", f"training finished: {len(self.members)} betas trained as one stacked model"]
+        for member in self.members:
+            mine = self.member_metrics(metrics, member)
+            psnr, test = mine.get("val/psnr", math.nan), mine.get("test/psnr")
+            beside = f", test PSNR {test:.2f} dB" if test is not None else ""
+            lines.append(f"  beta={member.beta:g}: val PSNR {psnr:.2f} dB{beside}  ({member.dir})")
+        baseline = metrics.get("val/psnr_mean_face")
+        if baseline is not None:
+            lines.append(f"  (mean training face: {baseline:.2f} dB)")
+        lines.append(f"  run directory: {self.run_dir} (resume from checkpoints/last.ckpt)")
+        lines.append(f"  compare the betas: {python_command()} evaluate.py sweep_dir={self.run_dir}")
+        return lines
+
+
+class MemberCheckpoints(pl.Callback):
+    """Each member's best checkpoint (lowest val/loss of its own) and last one, written as BetaVAEModule checkpoints
+    (weights and config, no optimiser: the run's own last.ckpt resumes all members together);
+    the test stage then tests each member at its best weights, as train.py tests a single run's best checkpoint."""
+
+    def __init__(self, run: StackedRun) -> None:
+        self.run = run
+        self.best: dict[int, tuple[float, str]] = {}  # member -> (val/loss, checkpoint path)
+        self.saved_step = -1  # the global step of the last checkpoints written
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero:
+            self.run.prepare()
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """After each validation, as ModelCheckpoint saves: each member's last, and its best when it improved."""
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        for member in self.run.members:
+            self.save(trainer, member, member.dir / "checkpoints" / "last.ckpt")
+            value = trainer.callback_metrics.get(member.prefix + MONITOR)
+            if value is None or not math.isfinite(float(value)):
+                continue
+            previous = self.best.get(member.index)
+            if previous is not None and float(value) >= previous[0]:
+                continue
+            path = member.dir / "checkpoints" / f"best-epoch{trainer.current_epoch:03d}.ckpt"
+            self.save(trainer, member, path)
+            if previous is not None and Path(previous[1]) != path:
+                Path(previous[1]).unlink(missing_ok=True)
+            self.best[member.index] = (float(value), str(path))
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """The final weights, when training went on past the last validation (check_val_every_n_epoch)."""
+        if trainer.is_global_zero and self.saved_step != trainer.global_step:
+            for member in self.run.members:
+                self.save(trainer, member, member.dir / "checkpoints" / "last.ckpt", epoch=trainer.current_epoch - 1)
+
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for k, (_, path) in self.best.items():
+            if Path(path).is_file():
+                state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+                pl_module.load_member(k, state)
+
+    def save(self, trainer: pl.Trainer, member: Member, path: Path, epoch: int | None = None) -> None:
+        model: StackedBetaVAEModule = trainer.lightning_module
+        member_loggers = [lg.inner for lg in self.run.loggers if lg.member is member]
+        model_class = f"{BetaVAEModule.__module__}.{BetaVAEModule.__qualname__}"
+        checkpoint = {
+            "epoch": trainer.current_epoch if epoch is None else epoch,
+            "global_step": trainer.global_step,
+            "pytorch-lightning_version": pl.__version__,
+            "state_dict": model.member_state(member.index),
+            "hyper_parameters": model.member_hparams(member.index),
+            CHECKPOINT_KEY: checkpoint_metadata(trainer, member.config, model_class, wandb_run(member_loggers)),
+        }
+        with atomic_file(path) as tmp:
+            torch.save(checkpoint, tmp)
+        self.saved_step = trainer.global_step
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": {str(k): list(v) for k, v in self.best.items()}}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best = {int(k): (float(v[0]), str(v[1])) for k, v in state_dict.get("best", {}).items()}

@@ -1,0 +1,188 @@
+"""StackedBetaVAEModule: a beta sweep as one LightningModule, each beta a member of a StackedBetaVAE.
+
+`python train.py sweep=beta_stacked` trains model.betas side by side in one process. The training step, its compile
+and CUDA-graph capture, the device-side step values and the NaN checks are BetaVAEModule's; what changes is that the
+objective has one value per member and the backward starts from their sum. The members share no weight, so each
+one's gradient is its own loss's, and Adam's update is elementwise: each member trains as a run of its own would.
+
+Every value is logged under the member's prefix (`member2/val/loss`); facevae.members gives each member its own
+loggers (W&B run, CSV, TensorBoard) that see their own values under the usual names, its own checkpoints and its
+own job directory, so `evaluate.py sweep_dir=` compares the members like the jobs of a multirun.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import vmap
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+
+from facevae.errors import require
+from facevae.models.lit_beta_vae import ACTIVE_KL_NATS, BetaVAEModule, KLPerDim
+from facevae.models.objectives import VAELoss, beta_vae_loss, kl_warmup_weight
+from facevae.models.stacked_beta_vae import StackedBetaVAE
+
+MEMBER_PREFIX = "member"
+
+
+def member_prefix(k: int) -> str:
+    """What member k's logged values are named under: `member0/`, `member1/`, ..."""
+    return f"{MEMBER_PREFIX}{k}/"
+
+
+def _member_loss(x: Tensor, x_mean: Tensor, mu: Tensor, logvar: Tensor, log_sigma: Tensor, beta: Tensor) -> tuple:
+    out = beta_vae_loss(x, x_mean, mu, logvar, log_sigma, beta)
+    return out.loss, out.recon, out.kl, out.kl_per_dim
+
+
+class StackedBetaVAEModule(BetaVAEModule):
+    """BetaVAEModule's model and objective for each beta of `betas`, trained as one vectorised model.
+
+    All other arguments are BetaVAEModule's and shared by every member. Not vectorised (use the joblib launcher's
+    sweep for these): the capacity objective, a learned sigma and channels_last.
+    """
+
+    stacked = True  # one model's figures do not apply (facevae.callbacks): evaluate.py sweep_dir= draws each member
+
+    def __init__(self, betas: Sequence[float] = (1.0, 2.0, 4.0, 8.0, 16.0), beta: float | None = None, **kwargs: Any):
+        betas = [float(b) for b in betas]
+        require(len(betas) >= 1, "model.betas=[]: a stacked model needs at least one beta")
+        require(
+            all(math.isfinite(b) and b >= 0 for b in betas), f"model.betas={betas}: each must be a finite number >= 0"
+        )
+        require(len(set(betas)) == len(betas), f"model.betas={betas}: each beta once (a member is named by its beta)")
+        require(beta is None, f"model.beta={beta}: a stacked model trains each of model.betas; set model.beta=null")
+        for key, off in (("capacity_max", None), ("learn_sigma", False), ("channels_last", False)):
+            require(
+                kwargs.get(key, off) in (off,),
+                f"model.{key}={kwargs.get(key)}: not vectorised across betas; run the sweep as jobs instead "
+                "(python train.py -m model.beta=... hydra/launcher=joblib)",
+            )
+        # Plain lists, not Hydra's ListConfig, in hparams.yaml and checkpoints (a checkpoint must load weights_only).
+        kwargs = {k: list(v) if isinstance(v, Sequence) and not isinstance(v, str) else v for k, v in kwargs.items()}
+        super().__init__(**kwargs)
+        del self.hparams["beta"]  # each member's is in betas
+        k, latent_dim = len(betas), self.hparams.latent_dim
+        # Every member starts from the weights a run of its own would start from at this seed.
+        self.model = StackedBetaVAE(self.model, k)
+        self.register_buffer("betas", torch.tensor(betas), persistent=False)
+        stages = ("val", "test")
+        self.psnr = nn.ModuleDict(
+            {s: nn.ModuleList(PeakSignalNoiseRatio(data_range=1.0) for _ in betas) for s in stages}
+        )
+        self.ssim = nn.ModuleDict(
+            {s: nn.ModuleList(StructuralSimilarityIndexMeasure(data_range=1.0) for _ in betas) for s in stages}
+        )
+        self.kl_per_dim = nn.ModuleDict({s: KLPerDim((k, latent_dim)) for s in stages})
+
+    # --- the members ----------------------------------------------------------------------------------------
+
+    @property
+    def members(self) -> list[float]:
+        """The members' betas, in member order."""
+        return list(self.hparams.betas)
+
+    def member_hparams(self, k: int) -> dict[str, Any]:
+        """Member k's arguments to BetaVAEModule: what a run of its own would have been given."""
+        hp = {key: value for key, value in self.hparams.items() if key != "betas"}
+        return {**hp, "beta": self.members[k]}
+
+    def member_state(self, k: int) -> dict[str, Tensor]:
+        """Member k's weights as a BetaVAEModule state dict, on the CPU."""
+        state = {f"model.{name}": value for name, value in self.model.member_state(k).items()}
+        return {**state, "log_sigma": self.log_sigma.detach().cpu().clone()}
+
+    def load_member(self, k: int, state: dict[str, Tensor]) -> None:
+        """Member k's weights from a BetaVAEModule state dict (a member checkpoint's)."""
+        self.model.load_member(k, {n[len("model.") :]: v for n, v in state.items() if n.startswith("model.")})
+
+    # --- the objective --------------------------------------------------------------------------------------
+
+    def kl_schedule(self) -> tuple[float, None]:
+        """(the KL warm-up factor, no capacity): each member's KL weight is its beta times this factor."""
+        return kl_warmup_weight(self.global_step, self.hparams.kl_warmup_steps), None
+
+    def _loss(self, x: Tensor, weight: float | Tensor, capacity: None) -> tuple[VAELoss, Tensor]:
+        x_mean, mu, logvar, _ = self.model(x)
+        loss = vmap(_member_loss, in_dims=(None, 0, 0, 0, None, 0))(
+            x, x_mean, mu, logvar, self.log_sigma, self.betas * weight
+        )
+        return VAELoss(*loss), mu
+
+    @staticmethod
+    def _total(loss: Tensor) -> Tensor:
+        return loss.sum()  # the members share no weight: each one's gradient is its own loss's
+
+    # --- logging, per member --------------------------------------------------------------------------------
+
+    def _log_steps(self, weight: float, capacity: None, shape: torch.Size) -> None:
+        first, values = self._steps.read()  # steps x (loss, recon, kl) x members
+        for k, beta in enumerate(self.members):
+            self._stop_if_non_finite(first, values[:, 0, k], what=f"beta={beta:g}: loss")
+        mean = values.mean(dim=0)
+        n, c, h, w = shape
+        for k, beta in enumerate(self.members):
+            p = member_prefix(k)
+            logged = {
+                f"{p}train/loss": mean[0, k],
+                f"{p}train/recon": mean[1, k],
+                f"{p}train/kl": mean[2, k],
+                f"{p}train/beta": torch.tensor(beta * weight),
+                f"{p}train/beta_norm": torch.tensor(beta * weight * self.hparams.latent_dim / (c * h * w)),
+            }
+            self.log_dict(logged, on_step=True, on_epoch=False, batch_size=n)
+
+    def _evaluate(self, x: Tensor, stage: str) -> VAELoss:
+        out, mu = self._loss(x, *self.kl_schedule())
+        x_hat = self.model.decode(mu).clamp(0.0, 1.0)
+        n = x.shape[0]
+        for k in range(len(self.members)):
+            p = f"{member_prefix(k)}{stage}"
+            log = {f"{p}/loss": out.loss[k], f"{p}/recon": out.recon[k], f"{p}/kl": out.kl[k]}
+            log[f"{p}/neg_elbo"] = out.recon[k] + out.kl[k]
+            self.log_dict(log, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
+            psnr, ssim = self.psnr[stage][k], self.ssim[stage][k]
+            psnr.update(x_hat[k], x)
+            ssim.update(x_hat[k], x)
+            self.log(f"{p}/psnr", psnr, on_step=False, on_epoch=True, batch_size=n)
+            self.log(f"{p}/ssim", ssim, on_step=False, on_epoch=True, batch_size=n)
+        self.kl_per_dim[stage].update(out.kl_per_dim, n)
+        return out
+
+    def _log_kl_per_dim(self, stage: str) -> Tensor:
+        metric = self.kl_per_dim[stage]
+        kl = metric.compute()  # members x latent_dim
+        metric.reset()
+        width = max(2, len(str(self.hparams.latent_dim - 1)))
+        for k in range(len(self.members)):
+            p = f"{member_prefix(k)}{stage}"
+            self.log_dict({f"{p}/kl_dim/{i:0{width}d}": v for i, v in enumerate(kl[k])}, sync_dist=True)
+            self.log(f"{p}/active_units", (kl[k] > ACTIVE_KL_NATS).sum().float(), sync_dist=True)
+        return kl.detach().cpu()
+
+    # --- what a single model offers evaluation, per member ---------------------------------------------------
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Float images B x 3 x H x W -> (mu, logvar), each members x B x latent_dim."""
+        return self.model.encode(x)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Latents members x B x latent_dim -> decoder means members x B x 3 x H x W."""
+        return self.model.decode(z)
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """Each member's reconstruction of each image: members x B x 3 x H x W."""
+        mu, _ = self.model.encode(x)
+        return self.model.decode(mu)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n prior draws decoded by every member (the same draws): members x n x 3 x H x W."""
+        device = generator.device if generator is not None else self.device
+        z = torch.randn(n, self.hparams.latent_dim, generator=generator, device=device).to(self.device)
+        return self.model.decode(z.expand(len(self.members), -1, -1))
