@@ -63,6 +63,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         stacked = StackedRun(resolved, model, Path(resolved["paths"]["output_dir"]))
         callbacks.append(stacked.callback)
     loggers = stacked.make_loggers(resolved.get("logger")) if stacked else instantiate_group(cfg.get("logger"))
+    if not loggers:  # logger=none: the learning rate has nowhere to go, and Lightning refuses the monitor
+        callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.LearningRateMonitor)]
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
         logger.log_hyperparams(resolved)

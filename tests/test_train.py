@@ -88,6 +88,12 @@ def test_fast_dev_run_trains_on_a_tiny_clip(tmp_path, demo_clip):
     assert "train/loss" in metrics and torch.isfinite(torch.tensor(metrics["train/loss"]))
 
 
+def test_a_run_without_a_logger_trains_with_the_default_callbacks(tmp_path, demo_clip):
+    cfg = make_cfg(tmp_path, demo_clip, "logger=none", "callbacks=default", "test=false")
+    metrics = training.train(cfg)
+    assert "val/loss" in metrics and (Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt").is_file()
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, long_clip):
     tmp_path = tmp_path_factory.mktemp("trained")
