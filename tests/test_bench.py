@@ -39,6 +39,8 @@ def test_every_section_parses_and_the_data_goes_to_train_py(tmp_path):
         assert parser.parse_args([section]).run.split(":")[0] in ("extraction", "training", "sweep", "results")
     args = parser.parse_args(["sweep", "--video", str(tmp_path / "me.mp4"), "--betas", "1", "4", "--n-jobs", "2"])
     assert args.betas == [1.0, 4.0] and data_overrides(args) == [f"data.video={tmp_path / 'me.mp4'}"]
+    args = parser.parse_args(["sweep", "--bare-only", "--batch-sizes", "64", "--steps", "5"])
+    assert args.bare_only and args.batch_sizes == [64] and args.steps == 5
 
 
 def test_a_profiled_fit_says_which_hooks_took_its_time(tmp_path, demo_clip):

@@ -3,15 +3,15 @@
     python -m facevae.bench extraction [--video PATH] [--seconds 300] [--repeat 1]
     python -m facevae.bench train      [--batch-sizes 64 1024] [--steps 20] [--epochs 10] [--fit-epochs 3]
                                        [--profile]
-    python -m facevae.bench sweep      [--betas 1 2 4 8 16] [--n-jobs 5] [--epochs 3]
+    python -m facevae.bench sweep      [--betas 1 2 4 8 16] [--n-jobs 5] [--epochs 3] [--batch-sizes 64 1024]
     python -m facevae.bench results    [--epochs 5] [--seeds 0 1 2]
 
 extraction: decoding and face extraction against realtime (extraction.py). train: images/s of a bare eager step, a
 bare compiled step, the full train.py loop and a DataLoader-from-numpy loop, and the seed experiment's fit time
-(training.py). sweep: a beta sweep's jobs run side by side against one run (sweep.py). results: the validation loss
-with each speed switch on and off, beside the run-to-run noise (results.py). The sections that train take the data
-as train.py does (--video, --cache-dir; the built-in demo by default), take train.py overrides for every run they time
-(--set KEY=VALUE) and time on the GPU when there is one.
+(training.py). sweep: a beta sweep as jobs side by side and as one stacked model, against one run (sweep.py).
+results: the validation loss with each speed switch on and off, beside the run-to-run noise (results.py). The
+sections that train take the data as train.py does (--video, --cache-dir; the built-in demo by default), take train.py
+overrides for every run they time (--set KEY=VALUE) and time on the GPU when there is one.
 Tests check behaviour, never speed: these tables are the record, kept in the README's Performance section.
 """
 
@@ -74,12 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(run="training:bench_train")
 
-    sweep = sections.add_parser("sweep", help="a beta sweep's jobs side by side on one device against one run")
+    sweep = sections.add_parser(
+        "sweep", help="a beta sweep as jobs side by side and as one stacked model, against one run"
+    )
     data_arguments(sweep)
     sweep.add_argument("--betas", type=float, nargs="+", default=[1, 2, 4, 8, 16])
     sweep.add_argument("--n-jobs", type=int, default=5, help="jobs the joblib launcher runs at once")
     sweep.add_argument("--epochs", type=int, default=3, help="epochs of each job")
     sweep.add_argument("--sequential", action="store_true", help="also time the jobs one after another")
+    sweep.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 1024], help="of the bare-step table")
+    sweep.add_argument("--steps", type=int, default=50, help="timed steps of each bare step")
+    sweep.add_argument("--bare-only", action="store_true", help="only the bare-step table, no train.py runs")
     sweep.set_defaults(run="sweep:bench_sweep")
 
     results = sections.add_parser("results", help="validation loss with each speed switch on and off")

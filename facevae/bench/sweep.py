@@ -1,11 +1,14 @@
-"""`python -m facevae.bench sweep`: a beta sweep's jobs side by side on one device, against one run's wall clock.
+"""`python -m facevae.bench sweep`: a beta sweep on one device, three ways, against one run's wall clock.
 
-The seed's model leaves a GPU mostly idle at batch 64 (each step is launch-bound), so several training processes can
-share it: the joblib launcher runs the sweep's jobs as processes side by side, each still its own W&B run, status and
-checkpoint. This times, as a user would type them, `python train.py model.beta=B` once and
-`python train.py -m model.beta=... hydra/launcher=joblib hydra.launcher.n_jobs=N`, process start-up included. The
-requirement it checks (issue 10): the 5-value sweep on one H100 in under 2x one run's wall clock. On a 2-core CPU the
-jobs share the cores, so there the sweep can only take about as long as its jobs' CPU time.
+The seed's model leaves a GPU mostly idle at batch 64 (each step is launch-bound), so a sweep can share it two ways:
+the joblib launcher runs the sweep's jobs as processes side by side, or sweep=beta_stacked trains the betas as one
+vectorised model in one process (StackedBetaVAEModule: one step launches the kernels of one network, each K times
+wider). Either way each beta is still its own W&B run, status and checkpoint. This times, as a user would type them,
+`python train.py model.beta=B` once, `python train.py -m model.beta=... hydra/launcher=joblib hydra.launcher.n_jobs=N`
+and `python train.py sweep=beta_stacked model.betas=[...]`, process start-up included; then the bare training step
+of K models one at a time against the K stacked. The requirement it checks (issue 10): the 5-value sweep on one H100
+in under 2x one run's wall clock, and which way is faster. On a 2-core CPU the jobs share the cores, so there a sweep
+can only take about as long as its jobs' CPU time.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 from facevae.bench import data_overrides
 from facevae.bench.machine import describe_machine
 from facevae.errors import FaceVAEError
@@ -26,8 +31,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def bench_sweep(args: argparse.Namespace) -> None:
-    import torch
-
     device = "cuda" if torch.cuda.is_available() else "cpu"
     common = [
         *data_overrides(args),
@@ -36,20 +39,82 @@ def bench_sweep(args: argparse.Namespace) -> None:
         "data.progress=false",
         "trainer.enable_progress_bar=false",
     ]
+    if args.bare_only:
+        print(f"\n{describe_machine(device)}")
+        print_bare_steps(args, device)
+        return
     betas = ",".join(f"{b:g}" for b in args.betas)
+    k = len(args.betas)
+    print(f"\n{describe_machine(device)}; {args.epochs} epochs per run, W&B offline\n")
+    print("| what | wall s | x one run |\n|---|---:|---:|", flush=True)
     with tempfile.TemporaryDirectory() as out:
         single = run_train([*common, f"model.beta={args.betas[0]:g}", f"hydra.run.dir={out}/single"])
-        rows = [(f"one run, model.beta={args.betas[0]:g}", single)]
+        print(f"| one run, model.beta={args.betas[0]:g} | {single:.1f} | 1.00 |", flush=True)
         launcher = ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={args.n_jobs}"]
-        side = run_train(["-m", f"model.beta={betas}", *launcher, *common, f"hydra.sweep.dir={out}/sweep"])
-        rows.append((f"{len(args.betas)} betas, joblib launcher, {args.n_jobs} jobs at once", side))
+        runs = [
+            (f"{k} betas, joblib launcher, {args.n_jobs} jobs at once", ["-m", f"model.beta={betas}", *launcher]),
+            (f"{k} betas as one stacked model (sweep=beta_stacked)", ["sweep=beta_stacked", f"model.betas=[{betas}]"]),
+        ]
         if args.sequential:
-            one_by_one = run_train(["-m", f"model.beta={betas}", *common, f"hydra.sweep.dir={out}/sequential"])
-            rows.append((f"{len(args.betas)} betas one after another (basic launcher)", one_by_one))
-    print(f"\n{describe_machine(device)}; {args.epochs} epochs per run, W&B offline\n")
-    print("| what | wall s | x one run |\n|---|---:|---:|")
-    for what, seconds in rows:
-        print(f"| {what} | {seconds:.1f} | {seconds / single:.2f} |")
+            runs.append((f"{k} betas one after another (basic launcher)", ["-m", f"model.beta={betas}"]))
+        for i, (what, overrides) in enumerate(runs):
+            where = f"hydra.sweep.dir={out}/{i}" if "-m" in overrides else f"hydra.run.dir={out}/{i}"
+            seconds = run_train([*overrides, *common, where])
+            print(f"| {what} | {seconds:.1f} | {seconds / single:.2f} |", flush=True)
+    print_bare_steps(args, device)
+
+
+def print_bare_steps(args: argparse.Namespace, device_type: str) -> None:
+    """The training step alone: K models one after another against the K stacked into one, in images/s per model
+    summed over the models (each of K models trained on a batch of 64 counts 64 images)."""
+    from facevae.bench.training import bare_loop, training_crops
+
+    device = torch.device(device_type)
+    crops = training_crops(args)
+    k = len(args.betas)
+    print(f"\nThe bare training step, {k} models ({args.steps} steps timed; images/s summed over the models)\n")
+    print("| step | batch | images/s | x one at a time |\n|---|---:|---:|---:|")
+    ways = [("one model at a time, eager", False, False), ("stacked, eager", True, False)]
+    if device.type == "cuda":
+        ways += [("one model at a time, captured", False, True), ("stacked, captured", True, True)]
+    for batch in args.batch_sizes:
+        base = None
+        for what, stacked, captured in ways:
+            if stacked:
+                ips = stacked_loop(crops, batch, args.steps, device, k, captured=captured)
+            else:
+                ips, _ = bare_loop(crops, batch, args.steps, device, captured=captured)
+            base = base or ips
+            print(f"| {what} | {batch} | {ips:,.0f} | {ips / base:.2f} |", flush=True)
+
+
+def stacked_loop(crops, batch: int, steps: int, device: torch.device, k: int, captured: bool = False) -> float:
+    """Images/s summed over the K members of a StackedBetaVAEModule's step: crops on the device, a random batch
+    gathered there, the members' losses, backward from their sum, Adam (fused on a GPU); captured as one CUDA graph
+    when asked, as model.cuda_graph does."""
+    from facevae.bench.training import synchronizer, timed_steps
+    from facevae.models import StackedBetaVAEModule
+    from facevae.models.lit_beta_vae import to_float_images
+    from facevae.models.speed import CapturedStep
+
+    torch.manual_seed(0)
+    module = StackedBetaVAEModule(betas=[float(b) for b in range(1, k + 1)]).to(device)
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-4, fused=device.type == "cuda")
+    data = torch.from_numpy(crops).to(device)
+    replay = CapturedStep(module._backward_step, list(module.parameters())) if captured else None
+
+    def step() -> None:
+        x = to_float_images(data.index_select(0, torch.randint(0, len(data), (batch,), device=device)))
+        if replay is not None:
+            replay(x, 1.0, None)
+        else:
+            loss, _, _ = module._objective(x, 1.0, None)
+            optimizer.zero_grad(set_to_none=True)
+            loss.sum().backward()
+        optimizer.step()
+
+    images_per_s, _ = timed_steps(step, steps, 3, synchronizer(device), batch)
+    return images_per_s * k
 
 
 def run_train(overrides: list[str]) -> float:
