@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torchmetrics.functional.image import structural_similarity_index_measure
 
 from facevae.analysis.latent_stats import active_units, psnr
 from facevae.images import image_grid, save_figure, to_uint8_hwc
 from facevae.models.lit_beta_vae import to_float_images
 from facevae.models.objectives import gaussian_nll, kl_divergence
+from facevae.models.ssim import ssim_per_image
 
 ACTIVE_KL_NATS = 0.01
 
@@ -33,9 +33,7 @@ def reconstruction_metrics(model, images: np.ndarray, batch_size: int = 256, see
         eps = torch.randn(mu.shape, generator=generator).to(device)
         sampled = model.decode(mu + eps * torch.exp(0.5 * logvar))
         out["psnr"].append(psnr(x.cpu().numpy(), mean.cpu().numpy()))
-        out["ssim"].append(
-            structural_similarity_index_measure(mean, x, data_range=1.0, reduction="none").reshape(-1).cpu().numpy()
-        )
+        out["ssim"].append(ssim_per_image(mean, x, data_range=1.0).cpu().numpy())
         out["nll"].append(gaussian_nll(x, sampled, model.log_sigma).cpu().numpy())
         out["kl"].append(kl_divergence(mu, logvar).cpu().numpy())
         out["mu"].append(mu.cpu().numpy())

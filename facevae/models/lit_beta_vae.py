@@ -25,12 +25,13 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+from torchmetrics.image import PeakSignalNoiseRatio
 
 from facevae.errors import FaceVAEError, require
 from facevae.models import speed
 from facevae.models.beta_vae import BetaVAE
 from facevae.models.objectives import VAELoss, beta_vae_loss, capacity_at, kl_warmup_weight
+from facevae.models.ssim import SSIM
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ class BetaVAEModule(pl.LightningModule):
         # Metric objects, one set per stage, accumulate over the epoch and synchronise across DDP processes.
         stages = ("val", "test")
         self.psnr = nn.ModuleDict({s: PeakSignalNoiseRatio(data_range=1.0) for s in stages})
-        self.ssim = nn.ModuleDict({s: StructuralSimilarityIndexMeasure(data_range=1.0) for s in stages})
+        self.ssim = nn.ModuleDict({s: SSIM(data_range=1.0) for s in stages})
         self.kl_per_dim = nn.ModuleDict({s: KLPerDim(latent_dim) for s in stages})
         self.last_val_kl_per_dim: Tensor | None = None
         self.last_test_kl_per_dim: Tensor | None = None

@@ -19,11 +19,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch.func import vmap
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+from torchmetrics.image import PeakSignalNoiseRatio
 
 from facevae.errors import require
 from facevae.models.lit_beta_vae import ACTIVE_KL_NATS, BetaVAEModule, KLPerDim
 from facevae.models.objectives import VAELoss, beta_vae_loss, kl_warmup_weight
+from facevae.models.ssim import SSIM
 from facevae.models.stacked_beta_vae import StackedBetaVAE
 
 MEMBER_PREFIX = "member"
@@ -74,9 +75,7 @@ class StackedBetaVAEModule(BetaVAEModule):
         self.psnr = nn.ModuleDict(
             {s: nn.ModuleList(PeakSignalNoiseRatio(data_range=1.0) for _ in betas) for s in stages}
         )
-        self.ssim = nn.ModuleDict(
-            {s: nn.ModuleList(StructuralSimilarityIndexMeasure(data_range=1.0) for _ in betas) for s in stages}
-        )
+        self.ssim = nn.ModuleDict({s: nn.ModuleList(SSIM(data_range=1.0) for _ in betas) for s in stages})
         self.kl_per_dim = nn.ModuleDict({s: KLPerDim((k, latent_dim)) for s in stages})
 
     # --- the members ----------------------------------------------------------------------------------------
