@@ -58,9 +58,15 @@ class Member:
         return f"model.beta={self.beta:g}"
 
 
+def member_values(values: dict[str, Any], member: Member) -> dict[str, Any]:
+    """What a run of this member's own would have logged: its values (prefix stripped) and the shared ones (epoch,
+    learning rate, the mean-face baseline); other members' left out."""
+    shared = {k: v for k, v in values.items() if not k.startswith(MEMBER_PREFIX)}
+    return {**shared, **{k[len(member.prefix) :]: v for k, v in values.items() if k.startswith(member.prefix)}}
+
+
 class MemberLogger(Logger):
-    """One member's view of the stacked run's logged values: its own (prefix stripped) and the shared ones (epoch,
-    learning rate, the mean-face baseline), sent to a logger of its own."""
+    """One member's view of the stacked run's logged values (member_values), sent to a logger of its own."""
 
     def __init__(self, inner: Logger, member: Member) -> None:
         super().__init__()
@@ -88,11 +94,8 @@ class MemberLogger(Logger):
         return getattr(self.inner, "experiment", None)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        prefix = self.member.prefix
-        mine = {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)}
-        shared = {k: v for k, v in metrics.items() if not k.startswith(MEMBER_PREFIX)}
-        if mine or shared:
-            self.inner.log_metrics({**shared, **mine}, step)
+        if mine := member_values(metrics, self.member):
+            self.inner.log_metrics(mine, step)
 
     def log_hyperparams(self, params: dict[str, Any] | Namespace, *args: Any, **kwargs: Any) -> None:
         self.inner.log_hyperparams(self.member.config)  # its own config: model.beta, not model.betas
@@ -154,11 +157,6 @@ class StackedRun:
             (member.dir / ".hydra").mkdir(parents=True, exist_ok=True)
             OmegaConf.save(OmegaConf.create(member.config), member.dir / ".hydra" / "config.yaml")
 
-    def member_metrics(self, metrics: dict[str, float], member: Member) -> dict[str, float]:
-        """The run's final metrics as a run of this member's own would have named them."""
-        shared = {k: v for k, v in metrics.items() if not k.startswith(MEMBER_PREFIX)}
-        return {**shared, **{k[len(member.prefix) :]: v for k, v in metrics.items() if k.startswith(member.prefix)}}
-
     def finish(self, metrics: dict[str, float] | None, error: str | None = None) -> None:
         """Each member's status.json: finished with its metrics, or failed with the run's error."""
         for member in self.members:
@@ -166,7 +164,7 @@ class StackedRun:
             if error is not None or metrics is None:
                 write_status(member.dir, {"status": "failed", "error": error or "unknown", **record})
                 continue
-            mine = self.member_metrics(metrics, member)
+            mine = member_values(metrics, member)
             value = mine.get(self.metric, math.nan)
             write_status(
                 member.dir, {"status": "finished", **record, "metric": self.metric, "value": value, "metrics": mine}
@@ -176,7 +174,7 @@ class StackedRun:
         """The closing lines of a stacked run: each member's result and checkpoint, and how to compare them."""
         lines = ["", f"training finished: {len(self.members)} betas trained as one stacked model"]
         for member in self.members:
-            mine = self.member_metrics(metrics, member)
+            mine = member_values(metrics, member)
             psnr, test = mine.get("val/psnr", math.nan), mine.get("test/psnr")
             beside = f", test PSNR {test:.2f} dB" if test is not None else ""
             lines.append(f"  beta={member.beta:g}: val PSNR {psnr:.2f} dB{beside}  ({member.dir})")

@@ -32,9 +32,10 @@ def _adam_steps(module, batches: list[torch.Tensor]) -> None:
         optimizer.step()
 
 
-def test_each_member_trains_as_a_run_of_its_own_would():
+@pytest.mark.parametrize("vmap", [True, False], ids=["vectorised", "one-after-another"])
+def test_each_member_trains_as_a_run_of_its_own_would(vmap):
     torch.manual_seed(0)
-    stacked = StackedBetaVAEModule(betas=BETAS, lr=1e-3)
+    stacked = StackedBetaVAEModule(betas=BETAS, lr=1e-3, vmap=vmap)
     singles = []
     for beta in BETAS:
         torch.manual_seed(0)  # the same seed: the same initial weights, as in `train.py -m model.beta=1,4`
@@ -81,12 +82,20 @@ def test_members_losses_are_their_own_beta_objective():
         ({"betas": [1, 2], "capacity_max": 25.0}, "not vectorised"),
         ({"betas": [1, 2], "learn_sigma": True}, "not vectorised"),
         ({"betas": [1, 2], "channels_last": True}, "not vectorised"),
+        ({"betas": [1, 2], "vmap": "sometimes"}, "model.vmap=sometimes"),
     ],
 )
 def test_what_cannot_be_stacked_is_refused_in_one_line(kwargs, message):
     with pytest.raises(FaceVAEError, match=message) as err:
         StackedBetaVAEModule(**kwargs)
     assert "\n" not in str(err.value)
+
+
+def test_the_preset_stacks_the_seed_experiments_betas(tmp_path):
+    cfg = make_train_cfg(tmp_path, None, "experiment=seed_paper", "sweep=beta_stacked")
+    assert cfg.model._target_ == "facevae.models.StackedBetaVAEModule" and cfg.model.beta is None
+    assert list(cfg.model.betas) == [1, 2, 4, 8, 16] and "seed_paper" in cfg.tags
+    assert "reconstructions" not in cfg.callbacks and cfg.callbacks.model_checkpoint.monitor is None
 
 
 @pytest.fixture(scope="module")

@@ -73,22 +73,27 @@ def print_bare_steps(args: argparse.Namespace, device_type: str) -> None:
     crops = training_crops(args)
     k = len(args.betas)
     print(f"\nThe bare training step, {k} models ({args.steps} steps timed; images/s summed over the models)\n")
-    print("| step | batch | images/s | x one at a time |\n|---|---:|---:|---:|")
-    ways = [("one model at a time, eager", False, False), ("stacked, eager", True, False)]
+    print("| step (eager unless captured) | batch | images/s | x one at a time |\n|---|---:|---:|---:|")
+    # (what, stacked with vmap on/off or None for one model at a time, captured as one CUDA graph)
+    ways = [("one model at a time", None, False), ("stacked, vectorised (vmap)", True, False)]
+    ways.append(("stacked, members one after another", False, False))
     if device.type == "cuda":
-        ways += [("one model at a time, captured", False, True), ("stacked, captured", True, True)]
+        ways += [("one model at a time, captured", None, True), ("stacked, vectorised, captured", True, True)]
+        ways.append(("stacked, members one after another, captured", False, True))
     for batch in args.batch_sizes:
         base = None
-        for what, stacked, captured in ways:
-            if stacked:
-                ips = stacked_loop(crops, batch, args.steps, device, k, captured=captured)
-            else:
+        for what, vmap, captured in ways:
+            if vmap is None:
                 ips, _ = bare_loop(crops, batch, args.steps, device, captured=captured)
+            else:
+                ips = stacked_loop(crops, batch, args.steps, device, k, vmap=vmap, captured=captured)
             base = base or ips
             print(f"| {what} | {batch} | {ips:,.0f} | {ips / base:.2f} |", flush=True)
 
 
-def stacked_loop(crops, batch: int, steps: int, device: torch.device, k: int, captured: bool = False) -> float:
+def stacked_loop(
+    crops, batch: int, steps: int, device: torch.device, k: int, vmap: bool = True, captured: bool = False
+) -> float:
     """Images/s summed over the K members of a StackedBetaVAEModule's step: crops on the device, a random batch
     gathered there, the members' losses, backward from their sum, Adam (fused on a GPU); captured as one CUDA graph
     when asked, as model.cuda_graph does."""
@@ -98,7 +103,7 @@ def stacked_loop(crops, batch: int, steps: int, device: torch.device, k: int, ca
     from facevae.models.speed import CapturedStep
 
     torch.manual_seed(0)
-    module = StackedBetaVAEModule(betas=[float(b) for b in range(1, k + 1)]).to(device)
+    module = StackedBetaVAEModule(betas=[float(b) for b in range(1, k + 1)], vmap=vmap).to(device)
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-4, fused=device.type == "cuda")
     data = torch.from_numpy(crops).to(device)
     replay = CapturedStep(module._backward_step, list(module.parameters())) if captured else None

@@ -43,13 +43,21 @@ def _member_loss(x: Tensor, x_mean: Tensor, mu: Tensor, logvar: Tensor, log_sigm
 class StackedBetaVAEModule(BetaVAEModule):
     """BetaVAEModule's model and objective for each beta of `betas`, trained as one vectorised model.
 
-    All other arguments are BetaVAEModule's and shared by every member. Not vectorised (use the joblib launcher's
+    `vmap` runs the members as one vectorised network ("auto": on a GPU; see stacked_beta_vae.py) or, when off, one
+    after another on their slices of the stacked weights. All other arguments are BetaVAEModule's and shared by every
+    member. Not vectorised (use the joblib launcher's
     sweep for these): the capacity objective, a learned sigma and channels_last.
     """
 
     stacked = True  # one model's figures do not apply (facevae.callbacks): evaluate.py sweep_dir= draws each member
 
-    def __init__(self, betas: Sequence[float] = (1.0, 2.0, 4.0, 8.0, 16.0), beta: float | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        betas: Sequence[float] = (1.0, 2.0, 4.0, 8.0, 16.0),
+        beta: float | None = None,
+        vmap: bool | str = "auto",
+        **kwargs: Any,
+    ):
         betas = [float(b) for b in betas]
         require(len(betas) >= 1, "model.betas=[]: a stacked model needs at least one beta")
         require(
@@ -57,6 +65,7 @@ class StackedBetaVAEModule(BetaVAEModule):
         )
         require(len(set(betas)) == len(betas), f"model.betas={betas}: each beta once (a member is named by its beta)")
         require(beta is None, f"model.beta={beta}: a stacked model trains each of model.betas; set model.beta=null")
+        require(vmap in ("auto", True, False), f"model.vmap={vmap}: use auto (on a GPU), true or false")
         for key, off in (("capacity_max", None), ("learn_sigma", False), ("channels_last", False)):
             require(
                 kwargs.get(key, off) in (off,),
@@ -69,7 +78,7 @@ class StackedBetaVAEModule(BetaVAEModule):
         del self.hparams["beta"]  # each member's is in betas
         k, latent_dim = len(betas), self.hparams.latent_dim
         # Every member starts from the weights a run of its own would start from at this seed.
-        self.model = StackedBetaVAE(self.model, k)
+        self.model = StackedBetaVAE(self.model, k, vmap=vmap)
         self.register_buffer("betas", torch.tensor(betas), persistent=False)
         stages = ("val", "test")
         self.psnr = nn.ModuleDict(
@@ -87,7 +96,7 @@ class StackedBetaVAEModule(BetaVAEModule):
 
     def member_hparams(self, k: int) -> dict[str, Any]:
         """Member k's arguments to BetaVAEModule: what a run of its own would have been given."""
-        hp = {key: value for key, value in self.hparams.items() if key != "betas"}
+        hp = {key: value for key, value in self.hparams.items() if key not in ("betas", "vmap")}
         return {**hp, "beta": self.members[k]}
 
     def member_state(self, k: int) -> dict[str, Tensor]:
