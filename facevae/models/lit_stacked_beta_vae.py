@@ -172,21 +172,7 @@ class StackedBetaVAEModule(BetaVAEModule):
             self.log(f"{p}/active_units", (kl[k] > ACTIVE_KL_NATS).sum().float(), sync_dist=True)
         return kl.detach().cpu()
 
-    # --- what a single model offers evaluation, per member ---------------------------------------------------
-
-    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Float images B x 3 x H x W -> (mu, logvar), each members x B x latent_dim."""
-        return self.model.encode(x)
-
-    def decode(self, z: Tensor) -> Tensor:
-        """Latents members x B x latent_dim -> decoder means members x B x 3 x H x W."""
-        return self.model.decode(z)
-
-    @torch.no_grad()
-    def reconstruct(self, x: Tensor) -> Tensor:
-        """Each member's reconstruction of each image: members x B x 3 x H x W."""
-        mu, _ = self.model.encode(x)
-        return self.model.decode(mu)
+    # --- evaluation: encode, decode and reconstruct are BetaVAEModule's, with members first in what they return --
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
