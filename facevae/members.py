@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
 from argparse import Namespace
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +28,12 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 import torch
-from omegaconf import OmegaConf
-from pytorch_lightning.loggers import Logger
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.loggers import Logger, WandbLogger
 
 from facevae.callbacks.checkpoint_metadata import CHECKPOINT_KEY, checkpoint_metadata, wandb_run
-from facevae.config import python_command
+from facevae.config import CONF_DIR, python_command
 from facevae.data.cache import atomic_file
 from facevae.models.lit_beta_vae import BetaVAEModule
 from facevae.models.lit_stacked_beta_vae import MEMBER_PREFIX, StackedBetaVAEModule, member_prefix
@@ -110,46 +112,58 @@ class MemberLogger(Logger):
 class StackedRun:
     """The members of one stacked training run: their directories, configs, loggers, checkpoints and statuses."""
 
-    def __init__(self, config: dict, model: StackedBetaVAEModule, run_dir: Path) -> None:
+    def __init__(self, cfg: DictConfig, model: StackedBetaVAEModule, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)
         self.model = model
-        self.metric = config.get("optimized_metric") or "val/loss"
+        self.metric = cfg.get("optimized_metric") or "val/loss"
         self.members = [
-            Member(k, beta, self.run_dir / str(k), self._member_config(config, k))
-            for k, beta in enumerate(model.members)
+            Member(k, beta, self.run_dir / str(k), self._member_config(cfg, k)) for k, beta in enumerate(model.members)
         ]
         self.loggers: list[MemberLogger] = []
         self.callback = MemberCheckpoints(self)
 
-    def _member_config(self, config: dict, k: int) -> dict:
-        member = copy.deepcopy(config)
-        member["model"] = {"_target_": "facevae.models.BetaVAEModule", **self.model.member_hparams(k)}
-        member.setdefault("paths", {})["output_dir"] = str(self.run_dir / str(k))
-        member["stacked_run"] = {"dir": str(self.run_dir), "member": k, "betas": self.model.members}
-        return member
+    def _member_config(self, cfg: DictConfig, k: int) -> dict:
+        """The resolved config of a run of member k's own: train.py with it trains that beta alone, in its directory,
+        with the default callbacks (figures and latent analyses included)."""
+        member = copy.deepcopy(cfg)
+        beta = self.model.members[k]
+        with open_dict(member):
+            member.model = OmegaConf.create(
+                {"_target_": "facevae.models.BetaVAEModule", **self.model.member_hparams(k)}
+            )
+            member.paths.output_dir = str(self.run_dir / str(k))
+            member.callbacks = OmegaConf.load(CONF_DIR / "callbacks" / "default.yaml")
+            member.stacked_run = {"dir": str(self.run_dir), "member": k, "betas": self.model.members}
+            wandb = (member.get("logger") or {}).get("wandb")
+            if wandb is not None:
+                others = [t for t in (wandb.get("tags") or []) if not str(t).startswith("beta=")]
+                wandb.tags = list(dict.fromkeys([*others, *identity_tags(member)]))
+                wandb.group = wandb.get("group") or sweep_group(self.run_dir)
+                wandb.name = f"{wandb.name} beta={beta:g}" if wandb.get("name") else f"beta={beta:g}"
+        return OmegaConf.to_container(member, resolve=True)
 
-    def make_loggers(self, logger_cfg: dict | None) -> list[MemberLogger]:
-        """The configured loggers (the resolved config's `logger` group) once per member, each writing into the
-        member's directory."""
+    def make_loggers(self) -> list[MemberLogger]:
+        """Each member's configured loggers, writing into its own directory: one W&B run per beta."""
         self.loggers = []
         for member in self.members:
-            for cfg in (logger_cfg or {}).values():
+            for cfg in (member.config.get("logger") or {}).values():
                 if isinstance(cfg, dict) and "_target_" in cfg:
-                    inner = hydra.utils.instantiate(self._member_logger_cfg(cfg, member))
-                    self.loggers.append(MemberLogger(inner, member))
+                    if str(cfg["_target_"]).endswith("WandbLogger"):
+                        cfg = {**cfg, "reinit": "create_new"}  # the members' runs open side by side in one process
+                    self.loggers.append(MemberLogger(hydra.utils.instantiate(cfg), member))
         return self.loggers
 
-    def _member_logger_cfg(self, cfg: dict, member: Member) -> dict:
-        cfg = copy.deepcopy(cfg)
-        if "save_dir" in cfg:
-            cfg["save_dir"] = str(member.dir)
-        if str(cfg["_target_"]).endswith("WandbLogger"):
-            group_tags = [t for t in (cfg.get("tags") or []) if not str(t).startswith("beta=")]
-            cfg["tags"] = list(dict.fromkeys([*group_tags, *identity_tags(OmegaConf.create(member.config))]))
-            cfg["group"] = cfg.get("group") or sweep_group(self.run_dir)
-            cfg["name"] = f"{cfg['name']} beta={member.beta:g}" if cfg.get("name") else f"beta={member.beta:g}"
-            cfg["reinit"] = "create_new"  # one W&B run per member, open side by side in this process
-        return cfg
+    def overrides(self) -> str:
+        """The command line that trains this run again (for a resume): its own, or at least the stacked preset."""
+        given = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+        given = [o for o in given if not o.startswith(("ckpt_path=", "hydra."))]
+        betas = ",".join(f"{b:g}" for b in self.model.members)
+        needed = [o for o in ("sweep=beta_stacked", f"model.betas=[{betas}]") if o.split("=")[0] not in str(given)]
+        return " ".join([*needed, *given])
+
+    def learning(self) -> list[Member]:
+        """The members that have not diverged: the ones whose checkpoints are still written."""
+        return [m for m in self.members if m.index not in self.model.diverged]
 
     def prepare(self) -> None:
         """Each member's directory and config, before training starts."""
@@ -161,8 +175,9 @@ class StackedRun:
         """Each member's status.json: finished with its metrics, or failed with the run's error."""
         for member in self.members:
             record = {"overrides": [member.override], "swept": [member.override]}
-            if error is not None or metrics is None:
-                write_status(member.dir, {"status": "failed", "error": error or "unknown", **record})
+            failure = self.model.diverged.get(member.index, error)
+            if failure is not None or metrics is None:
+                write_status(member.dir, {"status": "failed", "error": failure or "unknown", **record})
                 continue
             mine = member_values(metrics, member)
             value = mine.get(self.metric, math.nan)
@@ -171,19 +186,38 @@ class StackedRun:
             )
 
     def report(self, metrics: dict[str, float]) -> list[str]:
-        """The closing lines of a stacked run: each member's result and checkpoint, and how to compare them."""
-        lines = ["", f"training finished: {len(self.members)} betas trained as one stacked model"]
+        """The closing lines of a stacked run: each member's result and directory, where its W&B run is, how to
+        resume and how to compare the members."""
+        failed = len(self.model.diverged)
+        lines = [
+            "",
+            f"training finished: {len(self.members) - failed} of {len(self.members)} betas trained as one model",
+        ]
         for member in self.members:
+            if member.index in self.model.diverged:
+                lines.append(f"  failed: {self.model.diverged[member.index]}  ({member.dir})")
+                continue
             mine = member_values(metrics, member)
-            psnr, test = mine.get("val/psnr", math.nan), mine.get("test/psnr")
-            beside = f", test PSNR {test:.2f} dB" if test is not None else ""
-            lines.append(f"  beta={member.beta:g}: val PSNR {psnr:.2f} dB{beside}  ({member.dir})")
+            results = [
+                f"{stage} PSNR {mine[f'{stage}/psnr']:.2f} dB" for stage in ("val", "test") if f"{stage}/psnr" in mine
+            ]
+            lines.append(f"  beta={member.beta:g}: {', '.join(results) or 'not validated'}  ({member.dir})")
         baseline = metrics.get("val/psnr_mean_face")
         if baseline is not None:
             lines.append(f"  (mean training face: {baseline:.2f} dB)")
-        lines.append(f"  run directory: {self.run_dir} (resume from checkpoints/last.ckpt)")
+        wandb_dirs = sorted({str(Path(lg.experiment.dir).parent.parent) for lg in self.loggers if _is_wandb(lg)})
+        if wandb_dirs:
+            lines.append(f"  W&B runs ({os.environ.get('WANDB_MODE', 'offline')}), one per beta: <k>/wandb/")
+            lines.append(f"    sync them later with: wandb sync {self.run_dir}/*/wandb/offline-run-*")
+        lines.append(f"  run directory: {self.run_dir}; member k is model.betas[k]")
+        resume = f"{self.overrides()} ckpt_path={self.run_dir}/checkpoints/last.ckpt"
+        lines.append(f"  resume: {python_command()} train.py {resume}")
         lines.append(f"  compare the betas: {python_command()} evaluate.py sweep_dir={self.run_dir}")
         return lines
+
+
+def _is_wandb(logger: MemberLogger) -> bool:
+    return isinstance(logger.inner, WandbLogger) and getattr(logger.experiment, "dir", None) is not None
 
 
 class MemberCheckpoints(pl.Callback):
@@ -204,7 +238,7 @@ class MemberCheckpoints(pl.Callback):
         """After each validation, as ModelCheckpoint saves: each member's last, and its best when it improved."""
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
-        for member in self.run.members:
+        for member in self.run.learning():
             self.save(trainer, member, member.dir / "checkpoints" / "last.ckpt")
             value = trainer.callback_metrics.get(member.prefix + MONITOR)
             if value is None or not math.isfinite(float(value)):
@@ -221,7 +255,7 @@ class MemberCheckpoints(pl.Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """The final weights, when training went on past the last validation (check_val_every_n_epoch)."""
         if trainer.is_global_zero and self.saved_step != trainer.global_step:
-            for member in self.run.members:
+            for member in self.run.learning():
                 self.save(trainer, member, member.dir / "checkpoints" / "last.ckpt", epoch=trainer.current_epoch - 1)
 
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -66,8 +66,14 @@ def current_job() -> Job | None:
 def identity_tags(cfg: DictConfig) -> list[str]:
     """The tags a sweep is sliced by in W&B: beta, latent size and seed."""
     model = cfg.get("model") or {}
-    tags = [f"{name}={model[key]}" for key, name in (("beta", "beta"), ("latent_dim", "latent")) if key in model]
+    keys = (("beta", "beta"), ("latent_dim", "latent"))
+    # beta=4, whether the config says 4 or 4.0: a tag filter finds the same runs either way
+    tags = [f"{name}={_number(model[key])}" for key, name in keys if key in model]
     return [*tags, f"seed={cfg.get('seed')}"]
+
+
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def name_wandb_run(cfg: DictConfig, job: Job | None) -> None:

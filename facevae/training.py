@@ -11,7 +11,9 @@ import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
+from facevae.analysis.checkpoint import read_checkpoint
 from facevae.callbacks import CheckpointMetadata, MeanFaceBaseline
+from facevae.callbacks.checkpoint_metadata import CHECKPOINT_KEY
 from facevae.config import python_command
 from facevae.errors import FaceVAEError, user_error
 from facevae.members import StackedRun
@@ -54,24 +56,23 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # Everything that can be wrong with the config fails here, before any data is extracted.
     datamodule = hydra.utils.instantiate(cfg.data)
     model = hydra.utils.instantiate(cfg.model)
+    ckpt_path = cfg.get("ckpt_path")
+    check_resumable(ckpt_path, cfg)
     checkpoint_monitor(cfg, model)
     name_wandb_run(cfg, current_job())  # each job of a sweep is its own W&B run, grouped by sweep
     resolved = OmegaConf.to_container(cfg, resolve=True)
     callbacks = instantiate_group(cfg.get("callbacks")) + [CheckpointMetadata(resolved)]
     stacked = None
     if isinstance(model, StackedBetaVAEModule):  # one model per beta: each with its own loggers and checkpoints
-        stacked = StackedRun(resolved, model, Path(resolved["paths"]["output_dir"]))
+        stacked = StackedRun(cfg, model, Path(resolved["paths"]["output_dir"]))
         callbacks.append(stacked.callback)
-    loggers = stacked.make_loggers(resolved.get("logger")) if stacked else instantiate_group(cfg.get("logger"))
+    loggers = stacked.make_loggers() if stacked else instantiate_group(cfg.get("logger"))
     if not loggers:  # logger=none: the learning rate has nowhere to go, and Lightning refuses the monitor
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.LearningRateMonitor)]
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
         logger.log_hyperparams(resolved)
 
-    ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path and not Path(ckpt_path).is_file():
-        raise FaceVAEError(f"ckpt_path={ckpt_path}: no such checkpoint to resume from")
     try:
         metrics = _fit_and_test(cfg, trainer, model, datamodule, ckpt_path)
     except BaseException as err:
@@ -89,6 +90,43 @@ def train(cfg: DictConfig) -> dict[str, float]:
         _report(trainer, metrics, _best_checkpoint(trainer))
     _finish_loggers(loggers)
     return metrics
+
+
+def check_resumable(ckpt_path: str | None, cfg: DictConfig) -> None:
+    """A checkpoint to resume from must exist and hold what this config trains, with its optimiser: checked before
+    any logger or directory is made, so a wrong resume is one line and leaves nothing behind."""
+    if not ckpt_path:
+        return
+    if not Path(ckpt_path).is_file():
+        raise FaceVAEError(f"ckpt_path={ckpt_path}: no such checkpoint to resume from")
+    ckpt = read_checkpoint(ckpt_path)
+    meta = ckpt[CHECKPOINT_KEY]
+    stacked_run = (meta.get("config") or {}).get("stacked_run")
+    if "optimizer_states" not in ckpt:
+        where = f"{stacked_run['dir']}/checkpoints/last.ckpt" if stacked_run else "the run's checkpoints/last.ckpt"
+        raise FaceVAEError(
+            f"ckpt_path={ckpt_path}: weights without the optimiser's state (a stacked run's member) cannot resume "
+            f"training; resume the whole stacked run from {where}"
+        )
+    trained = meta["model_class"].rpartition(".")[2]
+    configured = str(cfg.model.get("_target_", "")).rpartition(".")[2]
+    if trained != configured:
+        hint = ""
+        if trained == "StackedBetaVAEModule":
+            betas = _listed(ckpt["hyper_parameters"]["betas"])
+            hint = f" (a stacked run: add sweep=beta_stacked model.betas=[{betas}])"
+        raise FaceVAEError(f"ckpt_path={ckpt_path}: trained as {trained}; this config trains {configured}{hint}")
+    if trained == "StackedBetaVAEModule":
+        betas, asked = list(ckpt["hyper_parameters"]["betas"]), [float(b) for b in cfg.model.betas]
+        if betas != asked:
+            raise FaceVAEError(
+                f"ckpt_path={ckpt_path}: its members were trained with model.betas=[{_listed(betas)}], not "
+                f"[{_listed(asked)}]; resume with sweep=beta_stacked model.betas=[{_listed(betas)}]"
+            )
+
+
+def _listed(values: list[float]) -> str:
+    return ",".join(f"{float(v):g}" for v in values)
 
 
 def _fit_and_test(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from omegaconf import OmegaConf
 
 from facevae import training
 from facevae.analysis.checkpoint import load_run
-from facevae.analysis.sweep_report import collect
+from facevae.analysis.sweep_report import collect, sweep_report
 from facevae.errors import FaceVAEError
 from facevae.models import BetaVAEModule, StackedBetaVAEModule
 from facevae.sweeps import read_status
@@ -76,6 +77,7 @@ def test_members_losses_are_their_own_beta_objective():
     "kwargs, message",
     [
         ({"betas": []}, "at least one beta"),
+        ({"betas": 4}, "a list of betas"),
         ({"betas": [1, 1]}, "each beta once"),
         ({"betas": [1, -2]}, ">= 0"),
         ({"betas": [1, 2], "beta": 4.0}, "set model.beta=null"),
@@ -96,6 +98,17 @@ def test_the_preset_stacks_the_seed_experiments_betas(tmp_path):
     assert cfg.model._target_ == "facevae.models.StackedBetaVAEModule" and cfg.model.beta is None
     assert list(cfg.model.betas) == [1, 2, 4, 8, 16] and "seed_paper" in cfg.tags
     assert "reconstructions" not in cfg.callbacks and cfg.callbacks.model_checkpoint.monitor is None
+
+
+def test_a_diverging_member_fails_alone_and_the_others_train_on():
+    stacked = StackedBetaVAEModule(betas=[1.0, 4.0, 16.0])
+    nan = float("nan")
+    stacked._stop_if_non_finite(10, torch.tensor([[1.0, 2.0, 3.0], [1.0, nan, 3.0]]))
+    assert list(stacked.diverged) == [1] and "beta=4: loss is nan at step 11" in stacked.diverged[1]
+    stacked._stop_if_non_finite(12, torch.tensor([[1.0, nan, 3.0]]))  # already marked: nothing new
+    assert list(stacked.diverged) == [1]
+    with pytest.raises(FaceVAEError, match="every beta diverged"):
+        stacked._stop_if_non_finite(13, torch.tensor([[nan, nan, float("inf")]]))
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +138,36 @@ def test_each_member_has_a_job_directory_like_a_sweeps(stacked_run):
         assert (member / "checkpoints" / "last.ckpt").is_file()
         assert len(list((member / "checkpoints").glob("best-epoch*.ckpt"))) == 1  # the older best is removed
     assert metrics["member0/val/loss"] != metrics["member1/val/loss"]
+
+
+def test_a_members_config_is_that_of_a_run_of_its_own(stacked_run):
+    run_dir, _ = stacked_run
+    config = OmegaConf.load(run_dir / "1" / ".hydra" / "config.yaml")
+    assert config.paths.output_dir == str(run_dir / "1")
+    assert config.callbacks.model_checkpoint.dirpath == str(run_dir / "1" / "checkpoints")
+    assert config.callbacks.model_checkpoint.monitor == "val/loss" and "reconstructions" in config.callbacks
+    assert "beta=4" in config.logger.wandb.tags and "beta=None" not in config.logger.wandb.tags
+    assert config.logger.wandb.save_dir == str(run_dir / "1")
+
+
+@pytest.mark.parametrize(
+    "overrides, checkpoint, message",
+    [
+        (["sweep=beta_stacked", "model.betas=[1,8]"], "checkpoints/last.ckpt", "trained with model.betas=\\[1,4\\]"),
+        (["sweep=beta_stacked"], "checkpoints/last.ckpt", "resume with sweep=beta_stacked model.betas=\\[1,4\\]"),
+        ([], "checkpoints/last.ckpt", "a stacked run: add sweep=beta_stacked model.betas=\\[1,4\\]"),
+        (["model.beta=4"], "1/checkpoints/last.ckpt", "without the optimiser's state"),
+    ],
+)
+def test_a_wrong_resume_is_refused_in_one_line_before_anything_is_written(
+    stacked_run, tmp_path, long_clip, overrides, checkpoint, message
+):
+    run_dir, _ = stacked_run
+    cfg = make_train_cfg(tmp_path, long_clip, *overrides)
+    cfg.ckpt_path = str(run_dir / checkpoint)
+    with pytest.raises(FaceVAEError, match=message) as err:
+        training.train(cfg)
+    assert "\n" not in str(err.value) and not (tmp_path / "run").exists()
 
 
 def test_a_members_checkpoint_is_a_beta_vae_of_its_own(stacked_run):
@@ -159,6 +202,26 @@ def test_the_sweep_report_reads_the_members_as_jobs(stacked_run):
     table = collect(run_dir, metrics_of=lambda ckpt: {"psnr": float(load_run(ckpt).model.hparams.beta)})
     assert table["beta"].tolist() == BETAS and table["status"].tolist() == ["finished", "finished"]
     assert table["psnr"].tolist() == BETAS  # each row evaluated its own member's checkpoint
+
+
+def test_a_multirun_of_stacked_runs_reports_every_member_of_every_run(stacked_run, tmp_path):
+    run_dir, _ = stacked_run
+    for seed_job in ("0", "1"):  # what `train.py -m sweep=beta_stacked seed=0,1` leaves
+        shutil.copytree(run_dir, tmp_path / "sweep" / seed_job, ignore=shutil.ignore_patterns("wandb"))
+    table = collect(tmp_path / "sweep", metrics_of=lambda ckpt: {"psnr": 20.0})
+    assert table["job"].tolist() == ["0/0", "0/1", "1/0", "1/1"] and table["beta"].tolist() == BETAS * 2
+    assert (table["status"] == "finished").all() and (table["psnr"] == 20.0).all()
+
+
+def test_a_sweep_report_with_nothing_evaluated_is_an_error(stacked_run, tmp_path):
+    run_dir, _ = stacked_run
+
+    def unreadable(ckpt):
+        raise FaceVAEError(f"{ckpt}: not a readable checkpoint")
+
+    with pytest.raises(FaceVAEError, match="no job could be evaluated"):
+        sweep_report(run_dir, unreadable, out_dir=tmp_path)
+    assert (tmp_path / "sweep.md").is_file()  # the rows still say why
 
 
 def test_the_stacked_checkpoint_resumes_and_is_refused_by_evaluate(stacked_run, tmp_path, long_clip):

@@ -69,10 +69,29 @@ def best_checkpoint(job_dir: Path) -> Path | None:
     return last if last.is_file() else None
 
 
-def job_identity(job_dir: Path) -> dict:
+def sweep_jobs(sweep_dir: Path) -> list[tuple[int | str, Path]]:
+    """(label, directory) of each job in order. A job that is a stacked run (sweep=beta_stacked, e.g. one per seed of
+    `train.py -m sweep=beta_stacked seed=0,1,2`) counts each of its members as a job of its own, labelled `2/0`."""
+    jobs = []
+    for job_dir in job_dirs(sweep_dir):
+        members = [m for m in job_dirs(job_dir) if _is_member(m)]
+        jobs += [(f"{job_dir.name}/{m.name}", m) for m in members] if members else [(int(job_dir.name), job_dir)]
+    return jobs
+
+
+def _is_member(job_dir: Path) -> bool:
+    config = job_dir / ".hydra" / "config.yaml"
+    return config.is_file() and "stacked_run" in OmegaConf.load(config)
+
+
+def job_identity(job_dir: Path, label: int | str | None = None) -> dict:
     """What the job was: its swept overrides and its beta, latent size and seed, from Hydra's saved config."""
     status = read_status(job_dir)
-    row = {"job": int(job_dir.name), "status": status["status"], "swept": " ".join(status.get("swept", []))}
+    row = {
+        "job": int(job_dir.name) if label is None else label,
+        "status": status["status"],
+        "swept": " ".join(status.get("swept", [])),
+    }
     config_file = job_dir / ".hydra" / "config.yaml"
     if config_file.is_file():
         cfg = OmegaConf.load(config_file)
@@ -90,8 +109,8 @@ def collect(sweep_dir: Path, metrics_of: Callable[[Path], dict]) -> pd.DataFrame
     """One row per job: identity, status and the measures `metrics_of` gives for its best checkpoint (evaluate.py's
     metrics.json). Jobs without a checkpoint keep a row with their status."""
     rows = []
-    for job_dir in job_dirs(sweep_dir):
-        row = job_identity(job_dir)
+    for label, job_dir in sweep_jobs(sweep_dir):
+        row = job_identity(job_dir, label)
         ckpt = best_checkpoint(job_dir)
         row["checkpoint"] = str(ckpt) if ckpt else ""
         if ckpt is not None:
@@ -230,7 +249,8 @@ def _against_beta(done: pd.DataFrame, measures: list[tuple[str, str]], path: Pat
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     names = " and ".join(label.split(" (")[0] for _, label in measures)
-    fig.suptitle(f"{names} against β on the test blocks: mean over seeds ± 1 sd, dots are single jobs")
+    # Two lines: a one-panel figure (PSNR alone) is narrower than the whole sentence.
+    fig.suptitle(f"{names} against β on the test blocks\nmean over seeds ± 1 sd, dots are single jobs")
     fig.tight_layout()
     return save_figure(fig, path, dpi=110)
 
@@ -246,6 +266,8 @@ def sweep_report(sweep_dir: Path | str, metrics_of: Callable[[Path], dict], out_
     table = collect(sweep_dir, metrics_of)
     out_dir = Path(out_dir) if out_dir else sweep_dir
     files = write_report(table, sweep_dir, out_dir)
+    if table[MEASURES].isna().all(axis=None):
+        raise FaceVAEError(f"sweep_dir={sweep_dir}: no job could be evaluated (why: {out_dir / 'sweep.md'})")
     return SweepReport(table, out_dir, files)
 
 

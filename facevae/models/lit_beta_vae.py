@@ -300,13 +300,13 @@ class BetaVAEModule(pl.LightningModule):
             logged["train/sigma"] = mean["sigma"]
         self.log_dict(logged, on_step=True, on_epoch=False, batch_size=n)
 
-    def _stop_if_non_finite(self, first_step: int, losses: Tensor, what: str = "loss") -> None:
+    def _stop_if_non_finite(self, first_step: int, losses: Tensor) -> None:
         # A NaN poisons every weight at the next step: stop, naming the step, before it reaches a checkpoint.
         bad = speed.first_non_finite(first_step, losses)
         if bad is not None:
             step, value = bad
             raise FaceVAEError(
-                f"{what} is {value} at step {step} (epoch {self.current_epoch}); "
+                f"loss is {value} at step {step} (epoch {self.current_epoch}); "
                 "stopping — the last good checkpoint is kept"
             )
 

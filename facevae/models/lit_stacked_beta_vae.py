@@ -12,8 +12,9 @@ own job directory, so `evaluate.py sweep_dir=` compares the members like the job
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -21,11 +22,14 @@ from torch import Tensor, nn
 from torch.func import vmap
 from torchmetrics.image import PeakSignalNoiseRatio
 
-from facevae.errors import require
+from facevae.errors import FaceVAEError, require
+from facevae.models import speed
 from facevae.models.lit_beta_vae import ACTIVE_KL_NATS, BetaVAEModule, KLPerDim
 from facevae.models.objectives import VAELoss, beta_vae_loss, kl_warmup_weight
 from facevae.models.ssim import SSIM
 from facevae.models.stacked_beta_vae import StackedBetaVAE
+
+log = logging.getLogger(__name__)
 
 MEMBER_PREFIX = "member"
 
@@ -58,6 +62,10 @@ class StackedBetaVAEModule(BetaVAEModule):
         vmap: bool | str = "auto",
         **kwargs: Any,
     ):
+        require(
+            isinstance(betas, Sequence) and not isinstance(betas, str),
+            f"model.betas={betas}: a list of betas, e.g. model.betas=[1,2,4]",
+        )
         betas = [float(b) for b in betas]
         require(len(betas) >= 1, "model.betas=[]: a stacked model needs at least one beta")
         require(
@@ -70,7 +78,7 @@ class StackedBetaVAEModule(BetaVAEModule):
             require(
                 kwargs.get(key, off) in (off,),
                 f"model.{key}={kwargs.get(key)}: not vectorised across betas; run the sweep as jobs instead "
-                "(python train.py -m model.beta=... hydra/launcher=joblib)",
+                "(python train.py -m model.beta=1,2,4 ..., or sweep=beta)",
             )
         # Plain lists, not Hydra's ListConfig, in hparams.yaml and checkpoints (a checkpoint must load weights_only).
         kwargs = {k: list(v) if isinstance(v, Sequence) and not isinstance(v, str) else v for k, v in kwargs.items()}
@@ -86,6 +94,7 @@ class StackedBetaVAEModule(BetaVAEModule):
         )
         self.ssim = nn.ModuleDict({s: nn.ModuleList(SSIM(data_range=1.0) for _ in betas) for s in stages})
         self.kl_per_dim = nn.ModuleDict({s: KLPerDim((k, latent_dim)) for s in stages})
+        self.diverged: dict[int, str] = {}  # member -> why it stopped learning (a non-finite loss)
 
     # --- the members ----------------------------------------------------------------------------------------
 
@@ -125,12 +134,41 @@ class StackedBetaVAEModule(BetaVAEModule):
     def _total(loss: Tensor) -> Tensor:
         return loss.sum()  # the members share no weight: each one's gradient is its own loss's
 
+    # --- a member that diverges fails alone, as a sweep's job would ------------------------------------------
+
+    def _stop_if_non_finite(self, first_step: int, losses: Tensor) -> None:
+        """losses: steps x members. A member with a non-finite loss is marked diverged; the others train on."""
+        epoch = self.current_epoch
+        self._mark_diverged(losses, lambda s, v: f"loss is {v} at step {first_step + s} (epoch {epoch})")
+
+    def _stop_if_val_diverged(self) -> None:
+        losses = torch.stack(self._val_losses).cpu()  # batches x members
+        epoch = self.current_epoch
+        self._mark_diverged(losses, lambda s, v: f"validation loss is {v} at epoch {epoch}: the weights diverged")
+
+    def _mark_diverged(self, losses: Tensor, describe: Callable[[int, float], str]) -> None:
+        """Each member not yet diverged whose column holds a non-finite value is marked so, with `describe`'s reason:
+        its checkpoints stay as they were and its status says failed. Stops the run when every member has."""
+        for k, beta in enumerate(self.members):
+            bad = None if k in self.diverged else speed.first_non_finite(0, losses[:, k])
+            if bad is not None:
+                self.diverged[k] = f"beta={beta:g}: {describe(*bad)}"
+                log.warning("%s; its last good checkpoint is kept, the other betas train on", self.diverged[k])
+        if len(self.diverged) == len(self.members):
+            raise FaceVAEError(f"every beta diverged ({'; '.join(self.diverged.values())}); stopping")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["diverged"] = dict(self.diverged)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.diverged = {int(k): str(v) for k, v in checkpoint.get("diverged", {}).items()}
+
     # --- logging, per member --------------------------------------------------------------------------------
 
     def _log_steps(self, weight: float, capacity: None, shape: torch.Size) -> None:
         first, values = self._steps.read()  # steps x (loss, recon, kl) x members
-        for k, beta in enumerate(self.members):
-            self._stop_if_non_finite(first, values[:, 0, k], what=f"beta={beta:g}: loss")
+        self._stop_if_non_finite(first, values[:, 0])
         mean = values.mean(dim=0)
         n, c, h, w = shape
         for k, beta in enumerate(self.members):
