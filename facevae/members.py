@@ -158,7 +158,8 @@ class StackedRun:
         given = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
         given = [o for o in given if not o.startswith(("ckpt_path=", "hydra."))]
         betas = ",".join(f"{b:g}" for b in self.model.members)
-        needed = [o for o in ("sweep=beta_stacked", f"model.betas=[{betas}]") if o.split("=")[0] not in str(given)]
+        keys = {o.split("=")[0].lstrip("+~") for o in given}
+        needed = [o for o in ("sweep=beta_stacked", f"model.betas=[{betas}]") if o.split("=")[0] not in keys]
         return " ".join([*needed, *given])
 
     def learning(self) -> list[Member]:

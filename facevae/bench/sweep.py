@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from facevae.bench import data_overrides
@@ -92,7 +93,7 @@ def print_bare_steps(args: argparse.Namespace, device_type: str) -> None:
 
 
 def stacked_loop(
-    crops, batch: int, steps: int, device: torch.device, k: int, vmap: bool = True, captured: bool = False
+    crops: np.ndarray, batch: int, steps: int, device: torch.device, k: int, vmap: bool = True, captured: bool = False
 ) -> float:
     """Images/s summed over the K members of a StackedBetaVAEModule's step: crops on the device, a random batch
     gathered there, the members' losses, backward from their sum, Adam (fused on a GPU); captured as one CUDA graph
