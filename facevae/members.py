@@ -20,6 +20,7 @@ import copy
 import logging
 import math
 import os
+import shutil
 from argparse import Namespace
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,6 +235,20 @@ class MemberCheckpoints(pl.Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero:
             self.run.prepare()
+            self._adopt_restored_bests()
+
+    def _adopt_restored_bests(self) -> None:
+        """A run resumed into a new directory copies in each member's best checkpoint so far: its own directory is
+        then complete, and the run it resumed from is never touched (an improvement deletes only files of its own)."""
+        for member in self.run.members:
+            if member.index not in self.best:
+                continue
+            value, path = self.best[member.index]
+            here = member.dir / "checkpoints" / Path(path).name
+            if Path(path).is_file() and Path(path).resolve() != here.resolve():
+                here.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, here)
+                self.best[member.index] = (value, str(here))
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """After each validation, as ModelCheckpoint saves: each member's last, and its best when it improved."""
@@ -249,8 +264,8 @@ class MemberCheckpoints(pl.Callback):
                 continue
             path = member.dir / "checkpoints" / f"best-epoch{trainer.current_epoch:03d}.ckpt"
             self.save(trainer, member, path)
-            if previous is not None and Path(previous[1]) != path:
-                Path(previous[1]).unlink(missing_ok=True)
+            if previous is not None and Path(previous[1]).parent == path.parent and Path(previous[1]) != path:
+                Path(previous[1]).unlink(missing_ok=True)  # never a file of another run
             self.best[member.index] = (float(value), str(path))
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -51,8 +51,10 @@ def checkpoint_monitor(cfg: DictConfig, model: pl.LightningModule) -> None:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit (and test) as the config says; returns the final metrics, the value a sweeper optimises among them."""
-    # Seeded first: the model's initial weights are drawn when it is built.
-    pl.seed_everything(cfg.seed, workers=True)
+    # Seeded first: the model's initial weights are drawn when it is built. Said in the log, not on stderr, where a
+    # configuration error should be the only line.
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    log.info("seed %s", cfg.seed)
     # Everything that can be wrong with the config fails here, before any data is extracted.
     datamodule = hydra.utils.instantiate(cfg.data)
     model = hydra.utils.instantiate(cfg.model)
@@ -89,6 +91,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     elif trainer.is_global_zero:
         _report(trainer, metrics, _best_checkpoint(trainer))
     _finish_loggers(loggers)
+    if stacked and model.diverged:  # the others are done and kept; the exit status still says one failed
+        raise FaceVAEError(
+            f"{len(model.diverged)} of {len(model.members)} betas diverged (see status.json); the others finished"
+        )
     return metrics
 
 

@@ -237,4 +237,6 @@ def test_the_stacked_checkpoint_resumes_and_is_refused_by_evaluate(stacked_run, 
     member = tmp_path / "run" / "0" / "checkpoints"
     # Two epochs restored, validation in the third, and the fourth's weights kept when training ended.
     assert torch.load(member / "last.ckpt", weights_only=False)["epoch"] == 3
-    assert [p.name for p in member.glob("best-*.ckpt")] in ([], ["best-epoch002.ckpt"])
+    # Its best so far came along (copied, or replaced by a better one); the run it resumed from keeps its own.
+    assert len(list(member.glob("best-*.ckpt"))) == 1
+    assert [p.name for p in (run_dir / "0" / "checkpoints").glob("best-*.ckpt")] == ["best-epoch001.ckpt"]

@@ -149,13 +149,16 @@ class StackedBetaVAEModule(BetaVAEModule):
     def _mark_diverged(self, losses: Tensor, describe: Callable[[int, float], str]) -> None:
         """Each member not yet diverged whose column holds a non-finite value is marked so, with `describe`'s reason:
         its checkpoints stay as they were and its status says failed. Stops the run when every member has."""
+        new = []
         for k, beta in enumerate(self.members):
             bad = None if k in self.diverged else speed.first_non_finite(0, losses[:, k])
             if bad is not None:
                 self.diverged[k] = f"beta={beta:g}: {describe(*bad)}"
-                log.warning("%s; its last good checkpoint is kept, the other betas train on", self.diverged[k])
+                new.append(self.diverged[k])
         if len(self.diverged) == len(self.members):
             raise FaceVAEError(f"every beta diverged ({'; '.join(self.diverged.values())}); stopping")
+        for reason in new:
+            log.warning("%s; its last good checkpoints are kept, the other betas train on", reason)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
