@@ -98,28 +98,14 @@ def stacked_loop(
     """Images/s summed over the K members of a StackedBetaVAEModule's step: crops on the device, a random batch
     gathered there, the members' losses, backward from their sum, Adam (fused on a GPU); captured as one CUDA graph
     when asked, as model.cuda_graph does."""
-    from facevae.bench.training import synchronizer, timed_steps
+    from facevae.bench.training import optimizer_steps
     from facevae.models import StackedBetaVAEModule
-    from facevae.models.lit_beta_vae import to_float_images
-    from facevae.models.speed import CapturedStep
 
     torch.manual_seed(0)
     module = StackedBetaVAEModule(betas=[float(b) for b in range(1, k + 1)], vmap=vmap).to(device)
-    optimizer = torch.optim.Adam(module.parameters(), lr=1e-4, fused=device.type == "cuda")
     data = torch.from_numpy(crops).to(device)
-    replay = CapturedStep(module._backward_step, list(module.parameters())) if captured else None
-
-    def step() -> None:
-        x = to_float_images(data.index_select(0, torch.randint(0, len(data), (batch,), device=device)))
-        if replay is not None:
-            replay(x, 1.0, None)
-        else:
-            loss, _, _ = module._objective(x, 1.0, None)
-            optimizer.zero_grad(set_to_none=True)
-            loss.sum().backward()
-        optimizer.step()
-
-    images_per_s, _ = timed_steps(step, steps, 3, synchronizer(device), batch)
+    params = list(module.parameters())
+    images_per_s, _ = optimizer_steps(data, batch, steps, params, module._backward_step, captured)
     return images_per_s * k
 
 
