@@ -49,8 +49,8 @@ class StackedBetaVAEModule(BetaVAEModule):
 
     `vmap` runs the members as one vectorised network ("auto": on a GPU; see stacked_beta_vae.py) or, when off, one
     after another on their slices of the stacked weights. All other arguments are BetaVAEModule's and shared by every
-    member. Not vectorised (use the joblib launcher's
-    sweep for these): the capacity objective, a learned sigma and channels_last.
+    member. Not stacked (run these as jobs, sweep=beta): the capacity objective, a learned sigma and channels_last.
+    encode, decode, reconstruct and sample are BetaVAEModule's, with the members first in what they return.
     """
 
     stacked = True  # one model's figures do not apply (facevae.callbacks): evaluate.py sweep_dir= draws each member
@@ -76,7 +76,7 @@ class StackedBetaVAEModule(BetaVAEModule):
         require(vmap in ("auto", True, False), f"model.vmap={vmap}: use auto (on a GPU), true or false")
         for key, off in (("capacity_max", None), ("learn_sigma", False), ("channels_last", False)):
             require(
-                kwargs.get(key, off) in (off,),
+                kwargs.get(key, off) == off,
                 f"model.{key}={kwargs.get(key)}: not vectorised across betas; run the sweep as jobs instead "
                 "(python train.py -m model.beta=1,2,4 ..., or sweep=beta)",
             )
@@ -212,12 +212,3 @@ class StackedBetaVAEModule(BetaVAEModule):
             self.log_dict({f"{p}/kl_dim/{i:0{width}d}": v for i, v in enumerate(kl[k])}, sync_dist=True)
             self.log(f"{p}/active_units", (kl[k] > ACTIVE_KL_NATS).sum().float(), sync_dist=True)
         return kl.detach().cpu()
-
-    # --- evaluation: encode, decode and reconstruct are BetaVAEModule's, with members first in what they return --
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n prior draws decoded by every member (the same draws): members x n x 3 x H x W."""
-        device = generator.device if generator is not None else self.device
-        z = torch.randn(n, self.hparams.latent_dim, generator=generator, device=device).to(self.device)
-        return self.model.decode(z.expand(len(self.members), -1, -1))

@@ -66,8 +66,9 @@ class StackedBetaVAE(nn.Module):
         return mu, logvar
 
     def decode(self, z: Tensor) -> Tensor:
-        """Latents K x B x latent_dim -> decoder means K x B x C x H x W."""
-        return self._run("decoder", z, shared=False)
+        """Latents K x B x latent_dim (each member's), or B x latent_dim (the same for every member, as prior draws
+        are) -> decoder means K x B x C x H x W."""
+        return self._run("decoder", z, shared=z.ndim == 2)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """As BetaVAE.forward, each output with K first. One noise draw of one member's shape serves all members,
