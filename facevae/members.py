@@ -61,6 +61,11 @@ class Member:
         return f"model.beta={self.beta:g}"
 
 
+def listed(betas: list[float]) -> str:
+    """Betas as a command line lists them: `1,4,16`."""
+    return ",".join(f"{float(b):g}" for b in betas)
+
+
 def member_values(values: dict[str, Any], member: Member) -> dict[str, Any]:
     """What a run of this member's own would have logged: its values (prefix stripped) and the shared ones (epoch,
     learning rate, the mean-face baseline); other members' left out."""
@@ -124,8 +129,8 @@ class StackedRun:
         self.callback = MemberCheckpoints(self)
 
     def _member_config(self, cfg: DictConfig, k: int) -> dict:
-        """The resolved config of a run of member k's own: train.py with it trains that beta alone, in its directory,
-        with the default callbacks (figures and latent analyses included)."""
+        """The resolved config a run of member k's own would have had, as a record: its beta and directory, the
+        default callbacks (figures and latent analyses included), its W&B name and tags."""
         member = copy.deepcopy(cfg)
         beta = self.model.members[k]
         with open_dict(member):
@@ -158,7 +163,7 @@ class StackedRun:
         """The command line that trains this run again (for a resume): its own, or at least the stacked preset."""
         given = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
         given = [o for o in given if not o.startswith(("ckpt_path=", "hydra."))]
-        betas = ",".join(f"{b:g}" for b in self.model.members)
+        betas = listed(self.model.members)
         keys = {o.split("=")[0].lstrip("+~") for o in given}
         needed = [o for o in ("sweep=beta_stacked", f"model.betas=[{betas}]") if o.split("=")[0] not in keys]
         return " ".join([*needed, *given])
@@ -207,8 +212,7 @@ class StackedRun:
         baseline = metrics.get("val/psnr_mean_face")
         if baseline is not None:
             lines.append(f"  (mean training face: {baseline:.2f} dB)")
-        wandb_dirs = sorted({str(Path(lg.experiment.dir).parent.parent) for lg in self.loggers if _is_wandb(lg)})
-        if wandb_dirs:
+        if any(_is_wandb(lg) for lg in self.loggers):
             lines.append(f"  W&B runs ({os.environ.get('WANDB_MODE', 'offline')}), one per beta: <k>/wandb/")
             lines.append(f"    sync them later with: wandb sync {self.run_dir}/*/wandb/offline-run-*")
         lines.append(f"  run directory: {self.run_dir}; member k is model.betas[k]")

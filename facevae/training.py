@@ -16,7 +16,7 @@ from facevae.callbacks import CheckpointMetadata, MeanFaceBaseline
 from facevae.callbacks.checkpoint_metadata import CHECKPOINT_KEY
 from facevae.config import python_command
 from facevae.errors import FaceVAEError, user_error
-from facevae.members import StackedRun
+from facevae.members import StackedRun, listed
 from facevae.models import StackedBetaVAEModule
 from facevae.sweeps import current_job, name_wandb_run
 
@@ -119,20 +119,16 @@ def check_resumable(ckpt_path: str | None, cfg: DictConfig) -> None:
     if trained != configured:
         hint = ""
         if trained == "StackedBetaVAEModule":
-            betas = _listed(ckpt["hyper_parameters"]["betas"])
+            betas = listed(ckpt["hyper_parameters"]["betas"])
             hint = f" (a stacked run: add sweep=beta_stacked model.betas=[{betas}])"
         raise FaceVAEError(f"ckpt_path={ckpt_path}: trained as {trained}; this config trains {configured}{hint}")
     if trained == "StackedBetaVAEModule":
         betas, asked = list(ckpt["hyper_parameters"]["betas"]), [float(b) for b in cfg.model.betas]
         if betas != asked:
             raise FaceVAEError(
-                f"ckpt_path={ckpt_path}: its members were trained with model.betas=[{_listed(betas)}], not "
-                f"[{_listed(asked)}]; resume with sweep=beta_stacked model.betas=[{_listed(betas)}]"
+                f"ckpt_path={ckpt_path}: its members were trained with model.betas=[{listed(betas)}], not "
+                f"[{listed(asked)}]; resume with sweep=beta_stacked model.betas=[{listed(betas)}]"
             )
-
-
-def _listed(values: list[float]) -> str:
-    return ",".join(f"{float(v):g}" for v in values)
 
 
 def _fit_and_test(
