@@ -117,7 +117,7 @@ def analyse(
 
     log.info("three-point interpolation")
     corners = interpolation.pick_corners(mu[test_rows], seed)
-    prior = np.random.default_rng(seed).standard_normal((3, mu.shape[1])).astype(np.float32)
+    prior = interpolation.prior_corners(mu.shape[1], seed)
     metrics.update(
         interpolation.interpolation_figure(
             model, mu[test_rows][corners], prior, test[corners], path=out / "interpolation.png"

@@ -13,7 +13,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from facevae.analysis.generator_eval import SHARED_MEASURES, prior_corners, sample_measures
+from facevae.analysis.generator_eval import SHARED_MEASURES, sample_measures
+from facevae.analysis.interpolation import prior_corners
 from facevae.errors import user_error
 from facevae.evaluation import evaluate
 from facevae.models import BetaVAEModule

@@ -18,7 +18,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from facevae.analysis import tables
 from facevae.analysis.checkpoint import TrainedRun, datamodule_for, evaluation_dir, load_run, saved_metrics
-from facevae.analysis.generator_eval import GRID, SHARED_MEASURES, prior_grid, sample_measures
+from facevae.analysis.generator_eval import GRID, SHARED_MEASURES, sample_measures
+from facevae.analysis.interpolation import prior_grid
 from facevae.analysis.samples import prior_samples
 from facevae.errors import FaceVAEError
 from facevae.images import image_grid, save_figure
@@ -108,7 +109,7 @@ def _beta(hp) -> float | str:
 def _panels(model, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The first 16 of the prior samples the measures use, and the prior interpolation grid, as pictures."""
     _, sampled = prior_samples(model, 16, seed)
-    return image_grid(sampled, ncols=8), image_grid(prior_grid(model, seed), ncols=GRID)
+    return image_grid(sampled, ncols=8), image_grid(prior_grid(model, seed, GRID), ncols=GRID)
 
 
 def write_csv(rows: list[dict], path: Path) -> None:

@@ -25,8 +25,7 @@ from omegaconf import DictConfig
 
 from facevae.analysis import samples
 from facevae.analysis.checkpoint import TrainedRun
-from facevae.analysis.encoding import decode_latents
-from facevae.analysis.interpolation import label_grid_axes, path_smoothness, three_point_grid
+from facevae.analysis.interpolation import label_grid_axes, path_smoothness, prior_grid
 from facevae.data.datamodule import FaceCropDataModule
 from facevae.images import image_grid, save_figure
 
@@ -49,18 +48,6 @@ SHARED_MEASURES = (
 GRID = 8  # the interpolation grid is GRID x GRID, as the beta-VAE's evaluation draws it
 
 
-def prior_corners(latent_dim: int, seed: int) -> np.ndarray:
-    """The three prior draws a, b, c (3 x D float32) of the interpolation grid: the same as the beta-VAE's
-    evaluation uses for its prior grid, so two models of one latent size are shown the same codes."""
-    return np.random.default_rng(seed).standard_normal((3, latent_dim)).astype(np.float32)
-
-
-def prior_grid(model, seed: int, n: int = GRID) -> np.ndarray:
-    """The n x n three-point grid between `prior_corners`, decoded -> uint8 (n*n) x H x W x 3, row-major."""
-    corners = prior_corners(int(model.hparams.latent_dim), seed)
-    return decode_latents(model, three_point_grid(*corners, n=n).astype(np.float32))
-
-
 def sample_measures(
     model, train: np.ndarray, heldout: np.ndarray, n_samples: int = 1000, seed: int = 0, out: Path | None = None
 ) -> dict[str, float]:
@@ -68,7 +55,7 @@ def sample_measures(
     samples.png (16 samples over their nearest training crops) and interpolation.png there."""
     _, sampled = samples.prior_samples(model, n_samples, seed)
     stats = samples.sample_statistics(sampled, heldout, train)
-    grid = prior_grid(model, seed)
+    grid = prior_grid(model, seed, GRID)
     stats.update({f"interp_{k}_prior": v for k, v in path_smoothness(grid, GRID).items()})
     if out is not None:
         samples.samples_beside_neighbours(sampled[:16], train, stats, out / "samples.png")

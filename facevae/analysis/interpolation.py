@@ -50,6 +50,19 @@ def three_point_grid(z_a: np.ndarray, z_b: np.ndarray, z_c: np.ndarray, n: int =
     return grid
 
 
+def prior_corners(latent_dim: int, seed: int) -> np.ndarray:
+    """Three prior draws a, b, c ~ N(0, I) (3 x D float32) from numpy seed `seed`: the corners of every prior grid
+    (evaluation, the WGAN's, the comparison and the training-time figure), so that models of one latent size are
+    shown the same codes."""
+    return np.random.default_rng(seed).standard_normal((3, latent_dim)).astype(np.float32)
+
+
+def prior_grid(model, seed: int, n: int) -> np.ndarray:
+    """The n x n three-point grid between `prior_corners`, decoded by `model` -> uint8 (n*n) x H x W x 3, row-major."""
+    corners = prior_corners(int(model.hparams.latent_dim), seed)
+    return decode_latents(model, three_point_grid(*corners, n=n).astype(np.float32))
+
+
 def lerp(z0: np.ndarray, z1: np.ndarray, n: int) -> np.ndarray:
     """n codes evenly spaced on the straight line from z0 to z1, both ends included -> n x D."""
     z0, z1 = np.asarray(z0, dtype=np.float64).reshape(-1), np.asarray(z1, dtype=np.float64).reshape(-1)

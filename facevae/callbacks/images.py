@@ -9,7 +9,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from facevae.analysis.interpolation import three_point_grid
+from facevae.analysis.interpolation import prior_grid
 from facevae.callbacks.media import log_image
 from facevae.images import image_grid
 from facevae.models.lit_beta_vae import to_float_images
@@ -111,12 +111,10 @@ class PriorInterpolation(_EveryNEpochs):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not self._due(trainer):
             return
-        corners = np.random.default_rng(self.seed).standard_normal((3, int(pl_module.hparams.latent_dim)))
-        z = torch.as_tensor(three_point_grid(*corners, n=self.grid_size), dtype=torch.float32)
         log_image(
             trainer,
             "val/prior_interpolation",
-            image_grid(pl_module.decode(z.to(pl_module.device)), ncols=self.grid_size),
+            image_grid(prior_grid(pl_module, self.seed, self.grid_size), ncols=self.grid_size),
             caption=f"epoch {trainer.current_epoch}: between three draws z ~ N(0, I) at the top-left, top-right and "
             "bottom-left corners",
         )
