@@ -26,8 +26,9 @@ from omegaconf import DictConfig
 from facevae.analysis import samples
 from facevae.analysis.checkpoint import TrainedRun
 from facevae.analysis.interpolation import label_grid_axes, path_smoothness, prior_grid
+from facevae.core.tensors import image_grid
 from facevae.data.datamodule import FaceCropDataModule
-from facevae.images import image_grid, save_figure
+from facevae.plots.figure import save_figure
 
 log = logging.getLogger(__name__)
 
