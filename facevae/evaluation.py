@@ -2,8 +2,9 @@
 
 Sections, each a module of `facevae.analysis`: reconstruction on the test blocks, three-point interpolation,
 prior samples (mode collapse and memorisation), traversals, where smiles sit, the expression shift, and
-disentanglement. Everything is written into a temporary directory that replaces the output directory at the end,
-so a failed evaluation leaves the previous results (or nothing) rather than half of a new set.
+disentanglement. Everything is written into a staging folder and moved into the output folder at the end, so a
+failed evaluation leaves the previous results (or nothing) rather than half of a new set; the output folder must be
+new, empty or a previous evaluation, whose files alone it replaces (facevae.core.outputs).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from facevae.analysis.sweep_report import SweepReport, sweep_report
 from facevae.analysis.sweep_report import log_to_wandb as log_sweep_to_wandb
 from facevae.core.device import pick_device
 from facevae.core.errors import FaceVAEError
-from facevae.core.files import replacing_directory
+from facevae.core.files import write_text
+from facevae.core.outputs import OutputKind, output_folder
 from facevae.data.cache import load_cache
 from facevae.data.datamodule import FaceCropDataModule
 from facevae.data.extract import prepare_cache
@@ -44,6 +46,20 @@ FIGURES = (
 )
 
 
+def _earlier_evaluation(folder: Path) -> bool:
+    """A folder evaluate.py wrote before it recorded its files: a metrics.json of a checkpoint's evaluation."""
+    try:
+        metrics = json.loads((folder / "metrics.json").read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(metrics, dict) and {"checkpoint", "model_class"} <= metrics.keys()
+
+
+EVALUATION = OutputKind(
+    "evaluation", "evaluate.py", frozenset({"metrics.json", "latents.npz", *FIGURES}), earlier=_earlier_evaluation
+)
+
+
 def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
     """Run every analysis on cfg.ckpt_path; returns the metrics and the output directory."""
     if not cfg.get("ckpt_path"):
@@ -53,12 +69,12 @@ def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
         )
     start = time.perf_counter()
     run = load_run(cfg.ckpt_path, pick_device(cfg.device))
-    data_overrides = OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else {}
-    dm = datamodule_for(run, data_overrides)
-    encodes = hasattr(run.model, "encode")  # a generator alone (the WGAN) gets the sections that apply to samples
-    smiles = _smile_crops(cfg, dm) if cfg.get("smiles") and encodes else None
-    out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else evaluation_dir(run.path)
-    with replacing_directory(out_dir) as tmp:
+    out_dir = Path(cfg.output_dir).expanduser() if cfg.get("output_dir") else evaluation_dir(run.path)
+    with output_folder(out_dir, EVALUATION) as tmp:  # checked before any work: it never replaces a user's files
+        data_overrides = OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else {}
+        dm = datamodule_for(run, data_overrides)
+        encodes = hasattr(run.model, "encode")  # a generator alone (the WGAN) gets the sections that apply to samples
+        smiles = _smile_crops(cfg, dm) if cfg.get("smiles") and encodes else None
         if encodes:
             metrics, latents = analyse(run, dm, cfg, tmp, smiles)
             np.savez_compressed(tmp / "latents.npz", **latents)
@@ -67,7 +83,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
         # What evaluate.py compare= checks before it reuses these numbers.
         metrics.update(model_class=run.meta["model_class"], n_samples=int(cfg.n_samples), seed=int(cfg.seed))
         metrics["elapsed_s"] = round(time.perf_counter() - start, 1)
-        (tmp / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2, sort_keys=True) + "\n")
+        write_text(tmp / "metrics.json", json.dumps(_jsonable(metrics), indent=2, sort_keys=True) + "\n")
     _log_to_wandb(cfg, run, metrics, out_dir)
     return metrics, out_dir
 

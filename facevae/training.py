@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from facevae.callbacks import CheckpointMetadata, MeanFaceBaseline
-from facevae.core.checkpoint import CHECKPOINT_KEY, read_checkpoint
+from facevae.core.checkpoint import CHECKPOINT_KEY, AtomicCheckpointIO, read_checkpoint
 from facevae.core.config import python_command
 from facevae.core.errors import FaceVAEError, user_error
 from facevae.members import StackedRun, listed
@@ -48,8 +48,20 @@ def checkpoint_monitor(cfg: DictConfig, model: pl.LightningModule) -> None:
             callback.filename = str(callback.filename).replace("best", "latest", 1)  # and says so in its name
 
 
+def lightning_notices_to_our_log() -> None:
+    """Lightning, imported before Hydra sets up logging, gives its loggers a stderr handler of their own; its notices
+    (and Python warnings) go where ours go instead, the console and train.log, so stderr carries errors alone."""
+    for name in ("pytorch_lightning", "lightning_fabric"):
+        logger = logging.getLogger(name)
+        for handler in [h for h in logger.handlers if type(h) is logging.StreamHandler]:
+            logger.removeHandler(handler)
+        logger.propagate = True
+    logging.captureWarnings(True)
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit (and test) as the config says; returns the final metrics, the value a sweeper optimises among them."""
+    lightning_notices_to_our_log()
     # Seeded first: the model's initial weights are drawn when it is built. Said in the log, not on stderr, where a
     # configuration error should be the only line.
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -70,7 +82,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     loggers = stacked.make_loggers() if stacked else instantiate_group(cfg.get("logger"))
     if not loggers:  # logger=none: the learning rate has nowhere to go, and Lightning refuses the monitor
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.LearningRateMonitor)]
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    # Checkpoints are written beside their final name and renamed into place: never half a file under it.
+    trainer: pl.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+    )
     for logger in loggers:
         logger.log_hyperparams(resolved)
 

@@ -23,7 +23,8 @@ from facevae.analysis.interpolation import prior_grid
 from facevae.analysis.samples import prior_samples
 from facevae.core.device import pick_device
 from facevae.core.errors import FaceVAEError
-from facevae.core.files import replacing_directory
+from facevae.core.files import atomic_file, write_text
+from facevae.core.outputs import OutputKind, output_folder
 from facevae.core.tensors import image_grid
 from facevae.plots.figure import save_figure
 
@@ -34,20 +35,37 @@ MISSING = tables.MISSING  # a measure that does not apply to the model (PSNR of 
 COLUMNS = ("name", "model", "latent_dim", "beta", *SHARED_MEASURES, "psnr", "source", "checkpoint")
 
 
+def _earlier_comparison(folder: Path) -> bool:
+    """A folder a comparison wrote before facevae recorded its files: compare.csv with this table's header."""
+    try:
+        with (folder / "compare.csv").open() as f:
+            return f.readline().startswith("name,model,latent_dim,")
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+COMPARISON = OutputKind(
+    "comparison",
+    "evaluate.py compare=",
+    frozenset({"compare.csv", "compare.md", "compare.png"}),
+    earlier=_earlier_comparison,
+)
+
+
 def compare(cfg: DictConfig) -> tuple[list[dict], Path]:
     """Rows of the comparison of cfg.compare's checkpoints, and the directory the table and figure went to."""
     paths = _checkpoint_paths(cfg)
     device = pick_device(cfg.device)
-    rows, panels = [], []
-    for path in paths:
-        run = load_run(path, device)
-        log.info("%s: %s", path, type(run.model).__name__)
-        rows.append(_row(run, cfg))
-        panels.append(_panels(run.model, int(cfg.seed)))
-    out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else Path(cfg.paths.log_dir) / "compare"
-    with replacing_directory(out_dir) as tmp:
+    runs = [load_run(path, device) for path in paths]  # every checkpoint readable before any work
+    out_dir = Path(cfg.output_dir).expanduser() if cfg.get("output_dir") else Path(cfg.paths.log_dir) / "compare"
+    with output_folder(out_dir, COMPARISON) as tmp:  # checked before any work: it never replaces a user's files
+        rows, panels = [], []
+        for run in runs:
+            log.info("%s: %s", run.path, type(run.model).__name__)
+            rows.append(_row(run, cfg))
+            panels.append(_panels(run.model, int(cfg.seed)))
         write_csv(rows, tmp / "compare.csv")
-        (tmp / "compare.md").write_text("\n".join(markdown_table(rows) + markdown_notes(rows)) + "\n")
+        write_text(tmp / "compare.md", "\n".join(markdown_table(rows) + markdown_notes(rows)) + "\n")
         compare_figure([f"{r['name']} ({r['model']})" for r in rows], panels, tmp / "compare.png")
     return rows, out_dir
 
@@ -114,7 +132,7 @@ def _panels(model, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
-    with path.open("w", newline="") as f:
+    with atomic_file(path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows([{k: row.get(k, MISSING) for k in COLUMNS} for row in rows])

@@ -21,7 +21,8 @@ from omegaconf import OmegaConf
 
 from facevae.analysis.tables import MISSING, markdown_table
 from facevae.core.errors import FaceVAEError, user_error
-from facevae.core.files import atomic_file
+from facevae.core.files import write_text
+from facevae.core.outputs import OutputKind, output_folder
 from facevae.plots.figure import save_figure
 from facevae.sweeps import job_dirs, read_status, sweep_group
 
@@ -50,6 +51,22 @@ MEASURES = [
 ]
 SHOWN = ["psnr", "recon_nll", "kl", "active_units", "mig", "dci_disentanglement", "smile_auc", "sample_face_rate"]
 PLOTS = ("rate_distortion.png", "psnr_vs_beta.png", "disentanglement_vs_beta.png", "active_units_vs_beta.png")
+
+
+def _earlier_report(folder: Path) -> bool:
+    """A folder a sweep report went into before facevae recorded its files: sweep.csv with this table's header."""
+    try:
+        with (folder / "sweep.csv").open() as f:
+            return f.readline().startswith(",".join(IDENTITY[:3]))
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def report_kind(shared: bool) -> OutputKind:
+    """The sweep report's files; written beside the jobs in the sweep directory (shared), or into a folder of its
+    own given by output_dir=."""
+    files = frozenset({"sweep.csv", "sweep.md", *PLOTS})
+    return OutputKind("sweep report", "evaluate.py sweep_dir=", files, shared=shared, earlier=_earlier_report)
 
 
 @dataclass
@@ -136,9 +153,8 @@ def spread_over_seeds(table: pd.DataFrame, measures: list[str]) -> pd.DataFrame:
 
 # -- writing -------------------------------------------------------------------------------------------------------
 def write_report(table: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files = [_atomic_write(out_dir / "sweep.csv", table.to_csv(index=False))]
-    files.append(_atomic_write(out_dir / "sweep.md", markdown_report(table, sweep_dir)))
+    files = [write_text(out_dir / "sweep.csv", table.to_csv(index=False))]
+    files.append(write_text(out_dir / "sweep.md", markdown_report(table, sweep_dir)))
     files += plot_sweep(table, out_dir)
     return files
 
@@ -175,12 +191,6 @@ def _pm(mean: float, std: float) -> str:
     if isinstance(mean, float) and math.isnan(mean):
         return MISSING
     return f"{mean:.4g} ± {std:.2g}" if not math.isnan(std) else f"{mean:.4g}"
-
-
-def _atomic_write(path: Path, text: str) -> Path:
-    with atomic_file(path) as tmp:
-        tmp.write_text(text)
-    return path
 
 
 # -- plots ---------------------------------------------------------------------------------------------------------
@@ -263,9 +273,11 @@ def sweep_report(sweep_dir: Path | str, metrics_of: Callable[[Path], dict], out_
         raise FaceVAEError(f"sweep_dir={sweep_dir}: no such directory")
     if not job_dirs(sweep_dir):
         raise FaceVAEError(f"sweep_dir={sweep_dir}: no job directories (0/, 1/, ...) inside; is it a multirun dir?")
-    table = collect(sweep_dir, metrics_of)
-    out_dir = Path(out_dir) if out_dir else sweep_dir
-    files = write_report(table, sweep_dir, out_dir)
+    out_dir = Path(out_dir).expanduser() if out_dir else sweep_dir
+    shared = out_dir.resolve() == sweep_dir.resolve()
+    with output_folder(out_dir, report_kind(shared)) as staging:  # checked before any job is evaluated
+        table = collect(sweep_dir, metrics_of)
+        files = [out_dir / f.name for f in write_report(table, sweep_dir, staging)]
     if table[MEASURES].isna().all(axis=None):
         raise FaceVAEError(f"sweep_dir={sweep_dir}: no job could be evaluated (why: {out_dir / 'sweep.md'})")
     return SweepReport(table, out_dir, files)

@@ -9,13 +9,16 @@ from __future__ import annotations
 import pickle
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.loggers import WandbLogger
 
 import facevae
 from facevae.core.errors import FaceVAEError
+from facevae.core.files import save_torch
 
 CHECKPOINT_KEY = "facevae"
 
@@ -61,3 +64,15 @@ def read_checkpoint(path: Path | str) -> dict:
     if not isinstance(ckpt, dict) or CHECKPOINT_KEY not in ckpt or "state_dict" not in ckpt:
         raise FaceVAEError(f"{path}: not a facevae checkpoint (no config and data split inside; train.py writes them)")
     return ckpt
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, with its temporary beside the checkpoint instead of in the system's temp
+    folder: moved across file systems that is a copy, which a full disk leaves truncated under the final name.
+    Written here it is renamed into place, fsync'd, or not at all (and a full disk is a one-line error)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None or "://" in str(path):  # a remote store: fsspec's own transaction
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        save_torch(checkpoint, Path(path), setting="or give hydra.run.dir= a folder on another disk")

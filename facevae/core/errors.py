@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 from collections.abc import Callable
 from typing import TypeVar
 
 T = TypeVar("T")
+
+# Failures of the disk or its permissions, which the user fixes outside the program.
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO})
 
 
 class FaceVAEError(Exception):
@@ -38,11 +42,41 @@ def exit_on_error(fn: Callable[..., T]) -> Callable[..., T]:
 
 
 def user_error(err: BaseException | None) -> FaceVAEError | None:
-    """The FaceVAEError behind err, if any: Hydra's instantiate and Lightning wrap the exceptions they see."""
-    seen = set()
+    """The FaceVAEError behind err, if any: Hydra's instantiate and Lightning wrap the exceptions they see. A full
+    disk or a read-only folder met where no writer of ours named the file is one too, naming what the OS names."""
+    chain, seen = [], set()
     while err is not None and id(err) not in seen:
-        if isinstance(err, FaceVAEError):
-            return err
+        chain.append(err)
         seen.add(id(err))
         err = err.__cause__ or err.__context__
+    for cause in chain:
+        if isinstance(cause, FaceVAEError):
+            return cause
+    for cause in chain:
+        if is_disk_error(cause):
+            return FaceVAEError(f"{cause.filename or 'a file'}: {_disk_reason(cause)}")
     return None
+
+
+def is_disk_error(err: BaseException) -> bool:
+    return isinstance(err, OSError) and err.errno in DISK_ERRNOS
+
+
+def disk_error(path: object, err: OSError, setting: str = "") -> FaceVAEError:
+    """The one-line error for a write that failed on a full disk or a read-only or forbidden folder; `setting` is
+    the override that points the write elsewhere (data.cache_dir, output_dir, hydra.run.dir)."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        where = f", or give {setting}= a folder on another disk" if setting else ""
+        return FaceVAEError(f"{path}: cannot write it: {_disk_reason(err)}{where}")
+    where = f"; give {setting}= a writable folder" if setting else ""
+    return FaceVAEError(f"{path}: cannot write it: {_disk_reason(err)}{where}")
+
+
+def _disk_reason(err: OSError) -> str:
+    if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return "no space left on the device (nothing was left half-written); free some space and run again"
+    if err.errno == errno.EROFS:
+        return "the file system is read-only"
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    return err.strerror or str(err)

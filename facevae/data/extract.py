@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 import facevae
 from facevae.core.errors import FaceVAEError
-from facevae.core.files import atomic_directory, build_lock
+from facevae.core.files import atomic_directory, build_lock, writing
 from facevae.data import cache
 from facevae.data.faces import CropParams, DetectorParams, FaceTracker, crop_square
 from facevae.data.video import (
@@ -89,18 +89,53 @@ def prepare_cache(
     sidecar = sidecar_for(source)
     key = cache.cache_key(cache.source_identity(source, images), sidecar, params.as_dict())
     final = cache.cache_path(Path(cache_dir), source, key)
-    if cache.is_complete(final):
-        return ExtractionResult(final, True, cache.load_cache(final).manifest["counts"])
-    with build_lock(final):
-        if cache.is_complete(final):  # built by another process while this one waited
-            return ExtractionResult(final, True, cache.load_cache(final).manifest["counts"])
-        with atomic_directory(final) as tmp:
+    reused = _reusable(final)
+    if reused is not None:
+        return reused
+    setting = "data.cache_dir"
+    with build_lock(final, setting):
+        reused = _reusable(final)  # built by another process while this one waited
+        if reused is not None:
+            return reused
+        _discard_damaged(final)
+        with atomic_directory(final, setting) as tmp:
             crops, frames, summary = extract_crops(source, params, progress=progress, images=images is not None)
             if sidecar is not None:
                 frames = _join_factors(frames, sidecar)
             manifest = _manifest(source, key, params, summary, frames, sidecar)
             cache.write_cache(tmp, crops, frames, manifest)
     return ExtractionResult(final, False, summary)
+
+
+def _reusable(final: Path) -> ExtractionResult | None:
+    """The cache at `final` when it is whole; None when there is none or it is damaged (it is extracted again)."""
+    if not final.exists():
+        return None
+    try:
+        return ExtractionResult(final, True, cache.load_cache(final).manifest["counts"])
+    except cache.DamagedCache as err:
+        log.warning("%s: the crop cache is damaged (%s): extracting it again", final, err.reason)
+        return None
+
+
+def _discard_damaged(final: Path) -> None:
+    """Remove a damaged cache's own files (the name holds its key: nobody else's folder) before it is rebuilt;
+    anything else found in the folder is left, and the rebuild refused."""
+    if not final.exists():
+        return
+    if not final.is_dir():
+        raise FaceVAEError(f"{final}: a file stands where the crop cache goes; move it away")
+    with writing(final, "data.cache_dir"):
+        for name in cache.CACHE_FILES:
+            if (final / name).is_file() or (final / name).is_symlink():
+                (final / name).unlink()
+        others = sorted(p.name for p in final.iterdir())
+        if others:
+            raise FaceVAEError(
+                f"{final}: a damaged crop cache holding files facevae did not write ({', '.join(others[:4])}); "
+                "move them away and run again"
+            )
+        final.rmdir()
 
 
 def _check_source(source: Path) -> list[Path] | None:

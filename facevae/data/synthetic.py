@@ -33,7 +33,6 @@ import functools
 import itertools
 import logging
 import math
-import os
 import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -48,6 +47,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from facevae.core.errors import FaceVAEError, exit_on_error
+from facevae.core.files import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -574,20 +574,14 @@ def write_demo_video(
     _check(seconds, fps, seed, size)
     pts, time_base = _timeline(seconds, fps, seed, vfr)
     factors = _factors_at(pts * float(time_base), seed, smiling)
-    path.parent.mkdir(parents=True, exist_ok=True)
     csv_path = path.with_name(f"{path.stem}.factors.csv")
-    # The temporary video keeps its suffix: PyAV picks the container format from it.
-    tmp_video = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
-    tmp_csv = csv_path.with_name(f".{csv_path.name}.{os.getpid()}.partial")
     log.info("writing %d frames (%.1f s, %s) to %s", len(pts), seconds, "vfr" if vfr else f"{fps:g} fps", path)
-    try:
+    # The factors take their place first, so the video never stands without them. The temporary video keeps its
+    # suffix: PyAV picks the container format from it.
+    with atomic_file(path) as tmp_video:
         _encode(tmp_video, factors, pts, time_base, fps, size, progress)
-        factors.to_csv(tmp_csv, index=False)
-        os.replace(tmp_csv, csv_path)
-        os.replace(tmp_video, path)
-    finally:
-        tmp_video.unlink(missing_ok=True)
-        tmp_csv.unlink(missing_ok=True)
+        with atomic_file(csv_path) as tmp_csv:
+            factors.to_csv(tmp_csv, index=False)
     return path
 
 
