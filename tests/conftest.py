@@ -66,3 +66,17 @@ def wgan_run(tmp_path_factory, long_clip) -> Path:
     cfg = make_train_cfg(tmp, long_clip, "model=wgan_gp", "model.width=8", "trainer.max_epochs=2")
     training.train(cfg)
     return Path(cfg.paths.output_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, long_clip) -> Path:
+    """A narrow beta-VAE trained one epoch on the 12-second clip by the real train config: its run directory.
+    Its cache is `<run>/../cache`. Shared: a test copies it before writing beside it or damaging anything."""
+    from facevae import training
+
+    tmp = tmp_path_factory.mktemp("tiny")
+    cfg = make_train_cfg(
+        tmp, long_clip, "model.channels=[8,8,8,8]", "model.hidden=32", "model.latent_dim=4", "test=false"
+    )
+    training.train(cfg)
+    return Path(cfg.paths.output_dir)

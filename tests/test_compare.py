@@ -13,6 +13,7 @@ from facevae import training
 from facevae.analysis.compare import compare
 from facevae.analysis.generator_eval import SHARED_MEASURES
 from facevae.core.errors import user_error
+from facevae.core.outputs import MANIFEST
 from facevae.evaluation import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +44,7 @@ def compared(vae_checkpoint, wgan_run, tmp_path_factory):
 
 def test_compare_writes_one_row_per_checkpoint_with_the_shared_measures(compared):
     _, out = compared
-    assert {p.name for p in out.iterdir()} == {"compare.csv", "compare.md", "compare.png"}
+    assert {p.name for p in out.iterdir()} == {"compare.csv", "compare.md", "compare.png", MANIFEST}
     with (out / "compare.csv").open() as f:
         vae, wgan = list(csv.DictReader(f))
     assert (vae["model"], wgan["model"]) == ("beta-VAE", "WGAN-GP")

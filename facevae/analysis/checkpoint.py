@@ -10,7 +10,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
-from facevae.core.checkpoint import CHECKPOINT_KEY, read_checkpoint
+from facevae.core.checkpoint import CHECKPOINT_KEY, one_line, read_checkpoint
 from facevae.core.errors import FaceVAEError
 from facevae.data.datamodule import FaceCropDataModule
 
@@ -66,8 +66,18 @@ def load_run(path: Path | str, device: str | torch.device = "cpu") -> TrainedRun
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
         model = cls.load_from_checkpoint(path, map_location=device)
-    except (ImportError, AttributeError, KeyError, TypeError, RuntimeError) as err:
-        raise FaceVAEError(f"{path}: the model inside cannot be rebuilt ({type(err).__name__}: {err})") from None
+    except (ImportError, AttributeError, KeyError, TypeError, RuntimeError, ValueError) as err:
+        raise FaceVAEError(
+            f"{path}: the model inside cannot be rebuilt ({type(err).__name__}: {one_line(err)})"
+        ) from None
+    broken = [
+        name for name, value in model.state_dict().items() if value.is_floating_point() and not value.isfinite().all()
+    ]
+    if broken:
+        raise FaceVAEError(
+            f"{path}: {len(broken)} weight tensors hold NaN or infinite values (first: {broken[0]}): training "
+            "diverged before this checkpoint; evaluate an earlier one"
+        )
     model.eval()
     return TrainedRun(path, model, meta["config"], meta)
 

@@ -6,7 +6,6 @@ frame ranges, the crop cache's key and source, the model's class and the trainin
 
 from __future__ import annotations
 
-import pickle
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -53,17 +52,46 @@ def wandb_run(loggers: list) -> dict | None:
 
 
 def read_checkpoint(path: Path | str) -> dict:
+    """A checkpoint train.py wrote, on the CPU; a FaceVAEError naming the file when it is anything else: missing,
+    a folder, empty, truncated, damaged (a zip entry failing its checksum) or another program's file."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        inside = sorted(path.glob("*.ckpt")) + sorted(path.glob("checkpoints/*.ckpt"))
+        example = f" (here: {inside[-1]})" if inside else ""
+        raise FaceVAEError(f"{path}: is a folder, not a checkpoint; give a .ckpt file{example}")
     if not path.is_file():
         raise FaceVAEError(f"{path}: no such checkpoint")
     try:
+        _check_zip(path)
         # weights_only=False: our own checkpoints carry plain dicts of config beside the tensors.
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as err:
-        raise FaceVAEError(f"{path}: not a readable checkpoint ({type(err).__name__}: {str(err)[:80]})") from None
-    if not isinstance(ckpt, dict) or CHECKPOINT_KEY not in ckpt or "state_dict" not in ckpt:
+    except FaceVAEError:
+        raise
+    except Exception as err:  # noqa: BLE001 - whatever unpickling a foreign or damaged file raises
+        raise FaceVAEError(f"{path}: not a readable checkpoint ({type(err).__name__}: {one_line(err)})") from None
+    meta = ckpt.get(CHECKPOINT_KEY) if isinstance(ckpt, dict) else None
+    if not isinstance(meta, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise FaceVAEError(f"{path}: not a facevae checkpoint (no config and data split inside; train.py writes them)")
+    missing = [key for key in ("model_class", "config", "split", "cache_key") if key not in meta]
+    if missing or not isinstance(meta["model_class"], str) or not isinstance(meta["config"], dict):
+        raise FaceVAEError(f"{path}: a facevae checkpoint without its {', '.join(missing) or 'model class and config'}")
     return ckpt
+
+
+def _check_zip(path: Path) -> None:
+    """torch.load does not check the zip's checksums: damaged bytes inside a tensor would load as weights."""
+    if not zipfile.is_zipfile(path):
+        return  # torch.load says what it is not
+    with zipfile.ZipFile(path) as archive:
+        bad = archive.testzip()
+    if bad is not None:
+        raise FaceVAEError(f"{path}: a damaged checkpoint ({bad} fails its checksum); use another checkpoint")
+
+
+def one_line(err: BaseException, limit: int = 100) -> str:
+    """An exception's message on one line, shortened: for the reason part of a one-line error."""
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

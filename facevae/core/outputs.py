@@ -73,8 +73,9 @@ def check_output_folder(path: Path, kind: OutputKind) -> dict[str, str | None]:
     where = (
         f"give {kind.setting}= a new or empty folder, or a previous {kind.name}'s folder, which {kind.command} replaces"
     )
-    if path.exists() and not path.is_dir():
-        raise FaceVAEError(f"{path}: is a file, not a folder; {where}")
+    existing = next(folder for folder in [path, *path.parents] if folder.exists())
+    if not existing.is_dir():
+        raise FaceVAEError(f"{existing}: is a file, not a folder; {where}")
     if not path.is_dir():
         return {}
     _clear_stale_staging(path)

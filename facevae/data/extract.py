@@ -125,16 +125,16 @@ def _discard_damaged(final: Path) -> None:
         return
     if not final.is_dir():
         raise FaceVAEError(f"{final}: a file stands where the crop cache goes; move it away")
+    ours = [final / name for name in cache.CACHE_FILES if (final / name).is_file() or (final / name).is_symlink()]
+    others = sorted(p.name for p in final.iterdir() if p not in ours)
+    if others:
+        raise FaceVAEError(
+            f"{final}: a damaged crop cache holding files facevae did not write ({', '.join(others[:4])}); "
+            "move them away and run again to extract it anew"
+        )
     with writing(final, "data.cache_dir"):
-        for name in cache.CACHE_FILES:
-            if (final / name).is_file() or (final / name).is_symlink():
-                (final / name).unlink()
-        others = sorted(p.name for p in final.iterdir())
-        if others:
-            raise FaceVAEError(
-                f"{final}: a damaged crop cache holding files facevae did not write ({', '.join(others[:4])}); "
-                "move them away and run again"
-            )
+        for path in ours:
+            path.unlink()
         final.rmdir()
 
 
