@@ -19,8 +19,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
-from facevae.core.errors import disk_error, is_disk_error
+from facevae.core.errors import FaceVAEError, disk_error, is_disk_error
 
 _HEAD_TAIL_BYTES = 1 << 20
 PARTIAL = ".partial"  # in the name of every temporary file: `.<name>.<host>-<pid>-<random>.partial<suffix>`
@@ -57,6 +58,13 @@ def writing(path: Path | str, setting: str = "") -> Iterator[None]:
         if not is_disk_error(err):
             raise
         raise disk_error(path, err, setting) from None
+
+
+def require_folder(path: Path, setting: str) -> None:
+    """A folder to write into (or to make) must not be, or lie under, a file."""
+    existing = next(folder for folder in [path, *path.parents] if folder.exists())
+    if not existing.is_dir():
+        raise FaceVAEError(f"{setting}={path}: {existing} is a file, not a folder; give {setting}= a folder")
 
 
 # -- durability ----------------------------------------------------------------------------------------------------
@@ -138,6 +146,16 @@ def save_torch(obj: object, path: Path | str, setting: str = "") -> Path:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     return write_bytes(path, buffer.getbuffer(), setting)
+
+
+def write_npy(f: BinaryIO, array) -> None:
+    """np.save into an open file, the data written by Python: numpy's own writer reports a full disk without its
+    errno, which would then read as a bug rather than as the disk."""
+    import numpy as np
+
+    array = np.ascontiguousarray(array)
+    np.lib.format.write_array_header_1_0(f, np.lib.format.header_data_from_array_1_0(array))
+    f.write(memoryview(array).cast("B"))
 
 
 def copy_file(source: Path | str, path: Path | str, setting: str = "") -> Path:
@@ -224,15 +242,17 @@ def build_lock(final: Path, setting: str = "") -> Iterator[None]:
     with writing(parent, setting):
         parent.mkdir(parents=True, exist_ok=True)
         handle = open(lock, "w")  # noqa: SIM115 - held for the whole block, closed below
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            lock.unlink(missing_ok=True)
-            fcntl.flock(handle, fcntl.LOCK_UN)
-    if created_parent and parent.is_dir() and not any(parent.iterdir()):  # bad input leaves no empty folder
-        parent.rmdir()
+    try:
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                lock.unlink(missing_ok=True)
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        if created_parent and parent.is_dir() and not any(parent.iterdir()):  # a failure leaves no empty folder
+            parent.rmdir()
 
 
 def _clear_stale_temporaries(parent: Path, max_age_s: float = 3600) -> None:

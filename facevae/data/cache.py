@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from facevae.core.errors import FaceVAEError
-from facevae.core.files import file_identity
+from facevae.core.files import file_identity, write_npy
 
 CACHE_FORMAT = 2  # 2: counts gained frames and skipped
 
@@ -91,7 +91,8 @@ class DamagedCache(FaceVAEError):
 
 def write_cache(directory: Path, crops: np.ndarray, frames: pd.DataFrame, manifest: dict) -> None:
     """The three files, into a fresh folder that atomic_directory renames into place (and fsyncs) when complete."""
-    np.save(directory / "crops.npy", crops)
+    with open(directory / "crops.npy", "wb") as f:
+        write_npy(f, crops)
     frames.to_csv(directory / "frames.csv", index=False, float_format="%.6g")
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 import facevae
 from facevae.core.errors import FaceVAEError
-from facevae.core.files import atomic_directory, build_lock, writing
+from facevae.core.files import atomic_directory, build_lock, require_folder, writing
 from facevae.data import cache
 from facevae.data.faces import CropParams, DetectorParams, FaceTracker, crop_square
 from facevae.data.video import (
@@ -88,6 +88,7 @@ def prepare_cache(
     images = _check_source(source)
     sidecar = sidecar_for(source)
     key = cache.cache_key(cache.source_identity(source, images), sidecar, params.as_dict())
+    require_folder(Path(cache_dir), "data.cache_dir")
     final = cache.cache_path(Path(cache_dir), source, key)
     reused = _reusable(final)
     if reused is not None:
@@ -167,7 +168,7 @@ def extract_crops(
         total=total,
         unit="frame",
         desc=f"extracting {source.name}",
-        disable=not progress,
+        disable=None if progress else True,  # None: drawn on a terminal only, so stderr keeps to errors elsewhere
         dynamic_ncols=True,
         smoothing=0.1,
     )

@@ -34,6 +34,7 @@ import itertools
 import logging
 import math
 import queue
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -532,7 +533,8 @@ def _encode(
         stream.codec_context.color_range = av.video.reformatter.ColorRange.MPEG
         stream.options = {"preset": PRESET, "crf": str(CRF)}
         frames = _rendered(factors, size)
-        for frame_pts, yuv in tqdm(zip(pts, frames, strict=True), total=len(pts), disable=not progress, unit="frame"):
+        bar = tqdm(zip(pts, frames, strict=True), total=len(pts), disable=None if progress else True, unit="frame")
+        for frame_pts, yuv in bar:  # the bar on a terminal only (disable=None): stderr keeps to errors elsewhere
             frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
             frame.pts, frame.time_base = int(frame_pts), time_base
             container.mux(stream.encode(frame))
@@ -600,7 +602,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--width", type=int, default=DEFAULT_SIZE[0])
     parser.add_argument("--height", type=int, default=DEFAULT_SIZE[1])
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)  # stderr: errors alone
     path = write_demo_video(
         args.out, args.seconds, args.fps, args.seed, args.smiling, args.vfr, (args.width, args.height), progress=True
     )
