@@ -62,14 +62,22 @@ def is_disk_error(err: BaseException) -> bool:
     return isinstance(err, OSError) and err.errno in DISK_ERRNOS
 
 
-def disk_error(path: object, err: OSError, setting: str = "") -> FaceVAEError:
+class WriteError(FaceVAEError):
+    """A write that failed on a full disk or a read-only or forbidden folder: the file and the OS's error."""
+
+    def __init__(self, message: str, path: object, os_error: OSError):
+        super().__init__(message)
+        self.path, self.os_error = path, os_error
+
+
+def disk_error(path: object, err: OSError, setting: str = "") -> WriteError:
     """The one-line error for a write that failed on a full disk or a read-only or forbidden folder; `setting` is
     the override that points the write elsewhere (data.cache_dir, output_dir, hydra.run.dir)."""
     if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         where = f", or give {setting}= a folder on another disk" if setting else ""
-        return FaceVAEError(f"{path}: cannot write it: {_disk_reason(err)}{where}")
-    where = f"; give {setting}= a writable folder" if setting else ""
-    return FaceVAEError(f"{path}: cannot write it: {_disk_reason(err)}{where}")
+    else:
+        where = f"; give {setting}= a writable folder" if setting else ""
+    return WriteError(f"{path}: cannot write it: {_disk_reason(err)}{where}", path, err)
 
 
 def _disk_reason(err: OSError) -> str:

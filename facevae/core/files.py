@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from facevae.core.errors import FaceVAEError, disk_error, is_disk_error
+from facevae.core.errors import FaceVAEError, WriteError, disk_error, is_disk_error
 
 _HEAD_TAIL_BYTES = 1 << 20
 PARTIAL = ".partial"  # in the name of every temporary file: `.<name>.<host>-<pid>-<random>.partial<suffix>`
@@ -50,10 +50,15 @@ def file_sha256(path: Path) -> str:
 
 # -- errors --------------------------------------------------------------------------------------------------------
 @contextmanager
-def writing(path: Path | str, setting: str = "") -> Iterator[None]:
-    """Turn a full disk or a read-only folder met inside the block into the one-line error for `path`."""
+def writing(path: Path | str, setting: str = "", temporary: Path | None = None) -> Iterator[None]:
+    """Turn a full disk or a read-only folder met inside the block into the one-line error for `path`; also a write
+    error already raised for a file inside `temporary` (a staging folder that stands for `path`)."""
     try:
         yield
+    except WriteError as err:
+        if temporary is None or not Path(str(err.path)).is_relative_to(temporary):
+            raise
+        raise disk_error(path, err.os_error, setting) from None
     except OSError as err:
         if not is_disk_error(err):
             raise
@@ -206,7 +211,7 @@ def atomic_directory(final: Path, setting: str = "") -> Iterator[Path]:
         _clear_stale_temporaries(parent)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}@{socket.gethostname()}@{os.getpid()}@", dir=parent))
     try:
-        with writing(final, setting):
+        with writing(final, setting, tmp):
             yield tmp
             fsync_tree(tmp)
             try:

@@ -58,7 +58,8 @@ def output_folder(path: Path | str, kind: OutputKind) -> Iterator[Path]:
     with writing(path, setting):
         staging.mkdir(parents=True)
     try:
-        yield staging
+        with writing(path, setting, staging):
+            yield staging
         _commit(staging, path, kind, recorded)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
