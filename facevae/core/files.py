@@ -72,6 +72,22 @@ def require_folder(path: Path, setting: str) -> None:
         raise FaceVAEError(f"{setting}={path}: {existing} is a file, not a folder; give {setting}= a folder")
 
 
+def missing_folders(path: Path) -> list[Path]:
+    """The folders `path` needs that do not exist yet, deepest first: what a failed write removes again."""
+    missing = []
+    for folder in [path, *path.parents]:
+        if folder.exists():
+            break
+        missing.append(folder)
+    return missing
+
+
+def remove_empty(folders: list[Path]) -> None:
+    for folder in folders:
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
 # -- durability ----------------------------------------------------------------------------------------------------
 def fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
@@ -118,6 +134,7 @@ def atomic_file(path: Path | str, setting: str = "") -> Iterator[Path]:
     so a reader never sees half a file. The temporary is removed either way. A full disk or a read-only folder is a
     FaceVAEError naming `path` (and `setting`, the override that moves it elsewhere)."""
     path = Path(path)
+    created = missing_folders(path.parent)
     with writing(path, setting):
         path.parent.mkdir(parents=True, exist_ok=True)
         _clear_stale_partials(path)
@@ -128,6 +145,10 @@ def atomic_file(path: Path | str, setting: str = "") -> Iterator[Path]:
             fsync_file(tmp)
             os.replace(tmp, path)
             fsync_dir(path.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        remove_empty(created)
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

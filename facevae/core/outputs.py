@@ -26,7 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facevae.core.errors import FaceVAEError
-from facevae.core.files import file_sha256, fsync_dir, fsync_file, process_running, write_text, writing
+from facevae.core.files import (
+    file_sha256,
+    fsync_dir,
+    fsync_file,
+    missing_folders,
+    process_running,
+    remove_empty,
+    write_text,
+    writing,
+)
 
 MANIFEST = ".facevae-outputs.json"
 STAGING = ".facevae-staging"
@@ -53,7 +62,7 @@ def output_folder(path: Path | str, kind: OutputKind) -> Iterator[Path]:
     path = Path(path).expanduser()
     setting = kind.setting
     recorded = check_output_folder(path, kind)
-    created = _missing_parents(path)
+    created = missing_folders(path)
     staging = path / f"{STAGING}@{socket.gethostname()}@{os.getpid()}@{time.time_ns()}"
     with writing(path, setting):
         staging.mkdir(parents=True)
@@ -63,16 +72,15 @@ def output_folder(path: Path | str, kind: OutputKind) -> Iterator[Path]:
         _commit(staging, path, kind, recorded)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        for folder in created:  # a failed first run leaves no empty folders behind
-            if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
+        remove_empty(created)  # a failed first run leaves no empty folders behind
 
 
 def check_output_folder(path: Path, kind: OutputKind) -> dict[str, str | None]:
     """The files of `kind` that facevae recorded in `path` (name -> sha256, None when an earlier version wrote them
     unrecorded); a FaceVAEError when `path` cannot take this kind's files without losing anything of the user's."""
     where = (
-        f"give {kind.setting}= a new or empty folder, or a previous {kind.name}'s folder, which {kind.command} replaces"
+        f"give {kind.setting}= a new or empty folder, or the folder of a previous {kind.name}, which {kind.command} "
+        "replaces"
     )
     existing = next(folder for folder in [path, *path.parents] if folder.exists())
     if not existing.is_dir():
@@ -119,7 +127,7 @@ def read_manifest(path: Path, kind: OutputKind, where: str = "") -> dict[str, st
     except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
         raise FaceVAEError(f"{manifest}: not a readable record of the files facevae wrote here; {where}") from None
     if other != kind.name:
-        raise FaceVAEError(f"{path}: holds a {other}, not a {kind.name}; {where}")
+        raise FaceVAEError(f"{path}: holds {_a(other)}, not {_a(kind.name)}; {where}")
     return files
 
 
@@ -153,16 +161,6 @@ def _write_manifest(path: Path, kind: OutputKind, files: dict[str, str | None], 
     write_text(path / MANIFEST, json.dumps(record, indent=2) + "\n", setting)
 
 
-def _missing_parents(path: Path) -> list[Path]:
-    """The folders `path` needs that do not exist yet, deepest first (removed again if the run fails)."""
-    missing = []
-    for folder in [path, *path.parents]:
-        if folder.exists():
-            break
-        missing.append(folder)
-    return missing
-
-
 def _clear_stale_staging(path: Path) -> None:
     """Staging folders of runs on this machine that were killed before they finished."""
     host = socket.gethostname()
@@ -170,6 +168,10 @@ def _clear_stale_staging(path: Path) -> None:
         parts = staging.name.split("@")
         if len(parts) == 4 and parts[1] == host and parts[2].isdigit() and not process_running(int(parts[2])):
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
 
 
 def _listed(names: list[str], shown: int = 4) -> str:

@@ -101,6 +101,8 @@ def load_cache(path: Path, mmap: bool = True) -> FaceCrops:
     """The cache at `path`, checked as it is opened: the manifest parses, crops.npy has the manifest's count, size
     and dtype, and frames.csv one row per crop with its columns. A DamagedCache otherwise."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise DamagedCache(path, "a file, not a cache folder")
     if not path.is_dir():
         raise FaceVAEError(f"{path}: no crop cache there (`python -m facevae.prepare` extracts it)")
     missing = [name for name in CACHE_FILES if not (path / name).is_file()]
