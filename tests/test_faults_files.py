@@ -7,12 +7,20 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from faults import assert_refused, assert_unchanged, run_commands, tree_state
+from faults import (
+    assert_refused,
+    assert_unchanged,
+    read_only,
+    read_only_unavailable,
+    run_commands,
+    tree_state,
+)
 
 CHECKPOINTS = {  # name -> words the refusal names
     "truncated": ["not a readable checkpoint"],
@@ -67,11 +75,16 @@ def checkpoint_cases(tiny_run, tmp_path_factory) -> dict:
     before = tree_state(tmp)
     cases = [[f"ckpt_path={p}", f"output_dir={tmp / 'out' / p.name}", "wandb=false"] for p in paths.values()]
     results = run_commands("evaluate", cases, cwd=tmp, timeout=300)
-    # Resuming training from a damaged checkpoint: refused before any training.
+    # Resuming training from a damaged checkpoint: refused before any training. And a run folder that is read-only.
     resumes = [
         ["logger=none", f"ckpt_path={paths[n]}", f"hydra.run.dir={tmp / 'run'}"] for n in ("truncated", "a folder")
     ]
-    resumed = run_commands("train", resumes, cwd=tmp, timeout=300)
+    (tmp / "ro").mkdir()
+    with ExitStack() as stack:
+        if read_only_unavailable() is None:
+            stack.enter_context(read_only(tmp / "ro"))
+            resumes.append(["logger=none", f"hydra.run.dir={tmp / 'ro' / 'run'}"])
+        resumed = run_commands("train", resumes, cwd=tmp, timeout=300)
     return {"evaluate": dict(zip(paths, results, strict=True)), "train": resumed, "before": before, "tmp": tmp}
 
 
@@ -83,10 +96,17 @@ def test_evaluate_refuses_a_damaged_checkpoint_in_one_line(checkpoint_cases, nam
 
 
 def test_training_refuses_to_resume_from_a_damaged_checkpoint(checkpoint_cases):
-    truncated, folder = checkpoint_cases["train"]
+    truncated, folder, *_ = checkpoint_cases["train"]
     assert_refused(truncated, "not a readable checkpoint")
     assert_refused(folder, "is a folder")
     assert_unchanged(checkpoint_cases["before"])
+
+
+def test_training_into_a_read_only_run_folder_is_refused_in_one_line(checkpoint_cases):
+    if len(checkpoint_cases["train"]) < 3:
+        pytest.skip(read_only_unavailable())
+    assert_refused(checkpoint_cases["train"][2], "hydra.run.dir=", "read-only")
+    assert not (checkpoint_cases["tmp"] / "ro" / "run").exists()
 
 
 def write_photos(folder: Path, n: int) -> None:
