@@ -46,7 +46,12 @@ def saved_metrics(ckpt_path: Path | str, n_samples: int, seed: int) -> dict | No
     path = evaluation_dir(ckpt_path) / "metrics.json"
     if not path.is_file() or path.stat().st_mtime < ckpt_path.stat().st_mtime:
         return None
-    metrics = json.loads(path.read_text())
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None  # damaged or edited by hand: computed again
+    if not isinstance(metrics, dict):
+        return None
     same_checkpoint = Path(metrics.get("checkpoint", "")).resolve() == ckpt_path.resolve()
     same_samples = metrics.get("n_samples") == int(n_samples) and metrics.get("seed") == int(seed)
     return metrics if same_checkpoint and same_samples else None
