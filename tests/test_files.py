@@ -176,3 +176,15 @@ def test_a_staging_folder_left_by_a_killed_run_is_cleared(tmp_path):
     (out / f".facevae-staging@{socket.gethostname()}@{dead.stdout.strip()}@1").mkdir(parents=True)
     write_result(out, metrics_json="{}")
     assert names(out) == [MANIFEST, "metrics.json"]
+
+
+def test_a_run_killed_while_moving_its_files_in_leaves_a_folder_the_next_run_takes(tmp_path):
+    """Killed between moves: the manifest lists each name with the old file's hash and the new one's."""
+    out = tmp_path / "out"
+    write_result(out, metrics_json="{old}", figure_png="old")
+    record = json.loads((out / MANIFEST).read_text())
+    old = record["files"]["metrics.json"]
+    record["files"]["metrics.json"] = [old, "f" * 64]  # not yet replaced: the old file still there
+    (out / MANIFEST).write_text(json.dumps(record))
+    write_result(out, metrics_json="{new}")
+    assert names(out) == [MANIFEST, "metrics.json"] and (out / "metrics.json").read_text() == "{new}"

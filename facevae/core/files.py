@@ -48,7 +48,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-# -- errors --------------------------------------------------------------------------------------------------------
+# -- errors and folders --------------------------------------------------------------------------------------------
 @contextmanager
 def writing(path: Path | str, setting: str = "", temporary: Path | None = None) -> Iterator[None]:
     """Turn a full disk or a read-only folder met inside the block into the one-line error for `path`; also a write
@@ -69,7 +69,8 @@ def require_folder(path: Path, setting: str) -> None:
     """A folder to write into (or to make) must not be, or lie under, a file."""
     existing = next(folder for folder in [path, *path.parents] if folder.exists())
     if not existing.is_dir():
-        raise FaceVAEError(f"{setting}={path}: {existing} is a file, not a folder; give {setting}= a folder")
+        what = "is a file" if existing == path else f"lies under a file ({existing})"
+        raise FaceVAEError(f"{setting}={path}: {what}, not a folder; give {setting}= a folder")
 
 
 def missing_folders(path: Path) -> list[Path]:

@@ -40,6 +40,7 @@ from facevae.core.files import (
 MANIFEST = ".facevae-outputs.json"
 STAGING = ".facevae-staging"
 IGNORED = (MANIFEST, STAGING)  # names (and name prefixes) that are facevae's own bookkeeping
+Hashes = str | list[str] | None  # a file's sha256 in the manifest; several while a replacement moves in; None: unknown
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def output_folder(path: Path | str, kind: OutputKind) -> Iterator[Path]:
         remove_empty(created)  # a failed first run leaves no empty folders behind
 
 
-def check_output_folder(path: Path, kind: OutputKind) -> dict[str, str | None]:
+def check_output_folder(path: Path, kind: OutputKind) -> dict[str, Hashes]:
     """The files of `kind` that facevae recorded in `path` (name -> sha256, None when an earlier version wrote them
     unrecorded); a FaceVAEError when `path` cannot take this kind's files without losing anything of the user's."""
     where = (
@@ -110,19 +111,22 @@ def check_output_folder(path: Path, kind: OutputKind) -> dict[str, str | None]:
     return recorded
 
 
-def _same(file: Path, sha: str | None) -> bool:
-    """Whether `file` is still the file facevae wrote (sha None: written unrecorded by an earlier version)."""
-    return file.is_file() and (sha is None or file_sha256(file) == sha)
+def _same(file: Path, sha: Hashes) -> bool:
+    """Whether `file` is still the file facevae wrote: its sha256, either of two while a replacement was moving in,
+    or None when an earlier version wrote it unrecorded."""
+    if not file.is_file():
+        return False
+    return sha is None or file_sha256(file) in ([sha] if isinstance(sha, str) else sha)
 
 
-def read_manifest(path: Path, kind: OutputKind, where: str = "") -> dict[str, str | None] | None:
+def read_manifest(path: Path, kind: OutputKind, where: str = "") -> dict[str, Hashes] | None:
     """name -> sha256 of the files the manifest in `path` lists, or None when there is no manifest."""
     manifest = path / MANIFEST
     if not manifest.is_file():
         return None
     try:
         record = json.loads(manifest.read_text())
-        files = {str(k): (str(v) if v else None) for k, v in record["files"].items()}
+        files = {str(k): _hashes(v) for k, v in record["files"].items()}
         other = str(record["kind"])
     except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
         raise FaceVAEError(f"{manifest}: not a readable record of the files facevae wrote here; {where}") from None
@@ -131,7 +135,13 @@ def read_manifest(path: Path, kind: OutputKind, where: str = "") -> dict[str, st
     return files
 
 
-def _commit(staging: Path, path: Path, kind: OutputKind, recorded: dict[str, str | None]) -> None:
+def _hashes(value: object) -> Hashes:
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return str(value) if value else None
+
+
+def _commit(staging: Path, path: Path, kind: OutputKind, recorded: dict[str, Hashes]) -> None:
     staged = sorted(p for p in staging.iterdir() if p.is_file())
     setting = kind.setting
     with writing(path, setting):
@@ -140,7 +150,9 @@ def _commit(staging: Path, path: Path, kind: OutputKind, recorded: dict[str, str
         for file in staged:
             fsync_file(file)
             new[file.name] = file_sha256(file)
-        _write_manifest(path, kind, {**recorded, **new}, setting)
+        # Until every file is moved, a listed name may hold the old file or the new one: both are facevae's.
+        moving = {name: _either(recorded, name, new.get(name)) for name in {*recorded, *new}}
+        _write_manifest(path, kind, moving, setting)
         for file in staged:
             os.replace(file, path / file.name)
         for name in set(recorded) - set(new):
@@ -150,7 +162,14 @@ def _commit(staging: Path, path: Path, kind: OutputKind, recorded: dict[str, str
         fsync_dir(path)
 
 
-def _write_manifest(path: Path, kind: OutputKind, files: dict[str, str | None], setting: str) -> None:
+def _either(recorded: dict[str, Hashes], name: str, new: str | None) -> Hashes:
+    if name in recorded and recorded[name] is None:
+        return None  # written unrecorded by an earlier version: any content is its
+    old = recorded.get(name)
+    return [*([old] if isinstance(old, str) else old or []), *([new] if new else [])]
+
+
+def _write_manifest(path: Path, kind: OutputKind, files: dict[str, Hashes], setting: str) -> None:
     record = {
         "kind": kind.name,
         "command": kind.command,
