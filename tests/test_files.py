@@ -188,3 +188,14 @@ def test_a_run_killed_while_moving_its_files_in_leaves_a_folder_the_next_run_tak
     (out / MANIFEST).write_text(json.dumps(record))
     write_result(out, metrics_json="{new}")
     assert names(out) == [MANIFEST, "metrics.json"] and (out / "metrics.json").read_text() == "{new}"
+
+
+def test_an_error_reading_some_input_during_the_work_is_not_blamed_on_the_output_folder(tmp_path):
+    with pytest.raises(PermissionError), output_folder(tmp_path / "out", KIND):
+        raise PermissionError(13, "Permission denied", "/data/me.jpg")
+    with (
+        pytest.raises(WriteError, match=f"^{tmp_path / 'out'}: cannot write it: no space left"),
+        output_folder(tmp_path / "out", KIND),
+    ):
+        raise OSError(28, "No space left on device")  # a full disk names no file
+    assert names(tmp_path) == []

@@ -10,8 +10,10 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-# Failures of the disk or its permissions, which the user fixes outside the program.
+# Failures of the disk, its permissions or the path given, which the user fixes outside the program.
 DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO})
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+PATH_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.ELOOP, errno.ENOTDIR, errno.EISDIR, errno.ENOENT})
 
 
 class FaceVAEError(Exception):
@@ -59,7 +61,8 @@ def user_error(err: BaseException | None) -> FaceVAEError | None:
 
 
 def is_disk_error(err: BaseException) -> bool:
-    return isinstance(err, OSError) and err.errno in DISK_ERRNOS
+    """A failure of the disk or of the path given, not of the program: said in one line, not as a traceback."""
+    return isinstance(err, OSError) and err.errno in DISK_ERRNOS | PATH_ERRNOS
 
 
 class WriteError(FaceVAEError):
@@ -73,7 +76,7 @@ class WriteError(FaceVAEError):
 def disk_error(path: object, err: OSError, setting: str = "") -> WriteError:
     """The one-line error for a write that failed on a full disk or a read-only or forbidden folder; `setting` is
     the override that points the write elsewhere (data.cache_dir, output_dir, hydra.run.dir)."""
-    if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+    if err.errno in FULL_ERRNOS:
         where = f", or give {setting}= a folder on another disk" if setting else ""
     else:
         where = f"; give {setting}= a writable folder" if setting else ""
@@ -81,7 +84,7 @@ def disk_error(path: object, err: OSError, setting: str = "") -> WriteError:
 
 
 def _disk_reason(err: OSError) -> str:
-    if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+    if err.errno in FULL_ERRNOS:
         return "no space left on the device (nothing was left half-written); free some space and run again"
     if err.errno == errno.EROFS:
         return "the file system is read-only"

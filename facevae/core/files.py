@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from facevae.core.errors import FaceVAEError, WriteError, disk_error, is_disk_error
+from facevae.core.errors import FULL_ERRNOS, FaceVAEError, WriteError, disk_error, is_disk_error
 
 _HEAD_TAIL_BYTES = 1 << 20
 PARTIAL = ".partial"  # in the name of every temporary file: `.<name>.<host>-<pid>-<random>.partial<suffix>`
@@ -51,18 +51,28 @@ def file_sha256(path: Path) -> str:
 # -- errors and folders --------------------------------------------------------------------------------------------
 @contextmanager
 def writing(path: Path | str, setting: str = "", temporary: Path | None = None) -> Iterator[None]:
-    """Turn a full disk or a read-only folder met inside the block into the one-line error for `path`; also a write
-    error already raised for a file inside `temporary` (a staging folder that stands for `path`)."""
+    """Turn a full disk or a read-only folder met inside the block into the one-line error for `path`.
+
+    With `temporary` (a staging folder that stands for `path`, the block doing other work besides writing there),
+    only errors of files inside it, or a full disk (whose errors name no file), are `path`'s; others pass, to be
+    said in the words of the file they name.
+    """
     try:
         yield
     except WriteError as err:
-        if temporary is None or not Path(str(err.path)).is_relative_to(temporary):
+        if temporary is not None and not _inside(err.path, temporary):
             raise
         raise disk_error(path, err.os_error, setting) from None
     except OSError as err:
         if not is_disk_error(err):
             raise
+        if temporary is not None and not (_inside(err.filename, temporary) or err.errno in FULL_ERRNOS):
+            raise
         raise disk_error(path, err, setting) from None
+
+
+def _inside(name: object, folder: Path) -> bool:
+    return name is not None and Path(os.fsdecode(name) if isinstance(name, bytes) else str(name)).is_relative_to(folder)
 
 
 def require_folder(path: Path, setting: str) -> None:
