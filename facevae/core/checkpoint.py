@@ -60,7 +60,7 @@ def read_checkpoint(path: Path | str) -> dict:
         example = f" (here: {inside[-1]})" if inside else ""
         raise FaceVAEError(f"{path}: is a folder, not a checkpoint; give a .ckpt file{example}")
     if not path.is_file():
-        raise FaceVAEError(f"{path}: no such checkpoint")
+        raise FaceVAEError(f"{path}: {'not a regular file' if path.exists() else 'no such checkpoint'}")
     try:
         _check_zip(path)
         # weights_only=False: our own checkpoints carry plain dicts of config beside the tensors.
