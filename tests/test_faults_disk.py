@@ -30,7 +30,7 @@ def test_extraction_on_a_full_disk_stops_in_one_line_and_leaves_no_cache(demo_cl
 
 
 def test_the_demo_video_on_a_full_disk_stops_in_one_line_and_leaves_nothing(tmp_path):
-    with small_disk(tmp_path / "disk", "64k") as disk:
+    with small_disk(tmp_path / "disk", "16k") as disk:
         (result,) = run_commands("synthetic", [["--out", str(disk / "clip.mp4"), "--seconds", "2"]], cwd=tmp_path)
         assert_refused(result, FULL)
         assert leftovers(disk) == []
