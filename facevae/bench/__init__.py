@@ -92,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--epochs", type=int, default=5)
     results.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the eager runs (noise)")
     results.set_defaults(run="results:bench_results")
+
+    features = sections.add_parser("features", help="which feature space ranks flawed sample sets correctly")
+    data_arguments(features)
+    features.add_argument("--n", type=int, default=1000, help="training crops in each set (at most all of them)")
+    features.set_defaults(run="features:bench_features")
     return parser
 
 
