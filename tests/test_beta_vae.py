@@ -296,13 +296,13 @@ def test_trainer_logs_metrics_and_checkpoint_rebuilds_the_module(tmp_path):
         assert key in metrics
     assert metrics["train/beta"].item() == pytest.approx(2.0 * 1 / 10)  # last step is step 1 of 10 warm-up
     assert metrics["train/beta_norm"].item() == pytest.approx(0.2 * 4 / (3 * 32 * 32))
-    for key in ["val/loss", "val/recon", "val/kl", "val/psnr", "val/ssim", "val/active_units"]:
+    for key in ["val/loss", "val/recon", "val/kl", "val/psnr", "val/ssim", "val/active_units_kl"]:
         assert key in metrics
     assert [k for k in metrics if k.startswith("val/kl_dim/")] == [f"val/kl_dim/{i:02d}" for i in range(4)]
     kl = module.last_val_kl_per_dim
     assert kl.shape == (4,) and kl.device.type == "cpu"
     assert metrics["val/kl"].item() == pytest.approx(kl.sum().item(), rel=1e-4)
-    assert metrics["val/active_units"].item() == (kl > 0.01).sum().item()
+    assert metrics["val/active_units_kl"].item() == (kl > 0.01).sum().item()
     assert 0 < metrics["val/psnr"].item() < 60 and -1 <= metrics["val/ssim"].item() <= 1
 
     trainer.test(module, loader, verbose=False)

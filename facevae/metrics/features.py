@@ -77,7 +77,7 @@ def random_cnn_features(images: np.ndarray, seed: int = 0, batch_size: int = 256
     net = random_cnn(seed)
     out = []
     for start in range(0, len(images), batch_size):
-        x = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).permute(0, 3, 1, 2)
+        x = torch.from_numpy(np.array(images[start : start + batch_size])).permute(0, 3, 1, 2)  # a writable copy
         # Centred inputs: a random ReLU network otherwise spends its first layer on the mean brightness.
         out.append(net(x.float().div(255.0).sub(0.5)).flatten(1).double().numpy())
     return np.concatenate(out)

@@ -4,8 +4,8 @@ For every measure (`prdc`'s four and the Fréchet distance) three numbers: the v
 value for a real set in its place (training crops against the same held-out crops: what a perfect generator
 reaches, since held-out frames are new frames of the same person), and a bootstrap 95% interval of the value
 (for precision, recall, density and coverage the 2.5th and 97.5th percentiles over resamples,
-`prdc_bootstrap`; for the Fréchet distance the basic bootstrap interval, `frechet_bootstrap`). Sizes matter to all five, so the caller gives the
-generated and the real set the same number of rows.
+`prdc_bootstrap`; for the Fréchet distance the bias-shifted interval of `frechet_bootstrap`). Sizes matter to
+all five, so the caller gives the generated and the real set the same number of rows.
 """
 
 from __future__ import annotations

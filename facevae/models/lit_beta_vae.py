@@ -11,7 +11,8 @@ Logged keys (nats per image unless said otherwise):
     val/loss val/recon val/kl         epoch means (test/... the same on the test set)
     val/psnr val/ssim                 of the decoder mean at the posterior mean mu
     val/kl_dim/00 ...                 each latent's mean KL over the epoch
-    val/active_units                  latents whose mean KL exceeds ACTIVE_KL_NATS
+    val/active_units_kl               latents whose mean KL exceeds ACTIVE_KL_NATS (evaluate.py's `active_units`
+                                      is another measure: latents whose posterior mean varies over the data)
 """
 
 from __future__ import annotations
@@ -404,7 +405,7 @@ class BetaVAEModule(pl.LightningModule):
         width = max(2, len(str(self.hparams.latent_dim - 1)))
         # sync_dist only tells Lightning these are whole-run values; averaging equal values changes nothing.
         self.log_dict({f"{stage}/kl_dim/{i:0{width}d}": v for i, v in enumerate(kl)}, sync_dist=True)
-        self.log(f"{stage}/active_units", (kl > ACTIVE_KL_NATS).sum().float(), sync_dist=True)
+        self.log(f"{stage}/active_units_kl", (kl > ACTIVE_KL_NATS).sum().float(), sync_dist=True)
         return kl.detach().cpu()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
