@@ -15,7 +15,7 @@ import hydra
 from omegaconf import DictConfig
 
 from facevae.analysis.compare import compare, markdown_table
-from facevae.errors import exit_on_error
+from facevae.core.errors import exit_on_error
 from facevae.evaluation import evaluate, evaluate_sweep, summary_lines
 
 

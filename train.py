@@ -8,7 +8,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from facevae.errors import exit_on_error
+from facevae.core.errors import exit_on_error
 from facevae.sweeps import current_job, run_job
 from facevae.training import train
 

@@ -11,12 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from facevae.analysis import disentanglement as dis
@@ -27,11 +25,13 @@ from facevae.analysis.reconstruction import reconstruction_figure, reconstructio
 from facevae.analysis.sampler_eval import check_sampler
 from facevae.analysis.sweep_report import SweepReport, sweep_report
 from facevae.analysis.sweep_report import log_to_wandb as log_sweep_to_wandb
-from facevae.data.cache import atomic_directory, load_cache
+from facevae.core.device import pick_device
+from facevae.core.errors import FaceVAEError
+from facevae.core.files import replacing_directory
+from facevae.data.cache import load_cache
 from facevae.data.datamodule import FaceCropDataModule
 from facevae.data.extract import prepare_cache
 from facevae.data.split import block_ids
-from facevae.errors import FaceVAEError
 from facevae.metrics.psnr import mean_face_psnr
 
 log = logging.getLogger(__name__)
@@ -44,12 +44,6 @@ FIGURES = (
     "smiles_latent.png",
     "expression_shift.png",
 )
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
@@ -67,7 +61,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
     check_sampler(cfg.get("sampler", "fitted"))
     smiles = _smile_crops(cfg, dm) if cfg.get("smiles") and encodes else None
     out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else evaluation_dir(run.path)
-    with _replacing(out_dir) as tmp:
+    with replacing_directory(out_dir) as tmp:
         if encodes:
             metrics, latents = analyse(run, dm, cfg, tmp, smiles)
             np.savez_compressed(tmp / "latents.npz", **latents)
@@ -273,25 +267,6 @@ def _smile_crops(cfg: DictConfig, dm: FaceCropDataModule) -> np.ndarray:
     """Crops of the `smiles=` video or photo folder, through the same extraction (and cache) as the training data."""
     result = prepare_cache(Path(cfg.smiles), dm.hparams.cache_dir, dm.params, progress=False)
     return np.asarray(load_cache(result.path).crops)
-
-
-class _replacing:
-    """Write into a temporary directory; on success it takes the place of `final` (an older result included)."""
-
-    def __init__(self, final: Path):
-        self.final = final
-        self._inner = atomic_directory(final.with_name(final.name + ".new"))
-
-    def __enter__(self) -> Path:
-        return self._inner.__enter__()
-
-    def __exit__(self, *exc) -> bool:
-        done = self._inner.__exit__(*exc)
-        if exc[0] is None:
-            if self.final.exists():
-                shutil.rmtree(self.final)
-            os.replace(self.final.with_name(self.final.name + ".new"), self.final)
-        return done
 
 
 def _jsonable(value):

@@ -47,14 +47,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from facevae.analysis.checkpoint import TrainedRun, datamodule_for, load_run
 from facevae.analysis.encoding import encode_images
-from facevae.config import CONF_DIR
-from facevae.data.cache import atomic_file, file_identity
+from facevae.core.config import CONF_DIR
+from facevae.core.device import pick_device
+from facevae.core.errors import FaceVAEError, exit_on_error
+from facevae.core.files import atomic_file, file_identity
+from facevae.core.tensors import to_float_images, to_uint8_hwc
 from facevae.data.extract import ExtractionParams, prefetch
 from facevae.data.faces import CropParams, DetectorParams, FaceTracker, crop_square
 from facevae.data.video import Frame, iter_video_frames, probe_video
-from facevae.errors import FaceVAEError, exit_on_error
-from facevae.images import to_uint8_hwc
-from facevae.models.lit_beta_vae import to_float_images
 
 log = logging.getLogger(__name__)
 
@@ -677,7 +677,7 @@ def live(cfg: DictConfig) -> LiveSummary:
         # OpenCV's Qt backend would abort the process without a display: say so while it can be acted on.
         raise FaceVAEError("no display to show the live view on (DISPLAY is not set): pass output=demo.mp4 to write it")
     source = open_source(cfg.source)
-    run = load_run(cfg.ckpt_path, _device(cfg.device))
+    run = load_run(cfg.ckpt_path, pick_device(cfg.device))
     if not hasattr(run.model, "encode"):
         raise FaceVAEError(f"{run.path}: the live demo needs a model with an encoder (a beta-VAE checkpoint)")
     threads = torch.get_num_threads()
@@ -709,13 +709,6 @@ def _run(cfg: DictConfig, source: LiveSource, run: TrainedRun, output: Path | No
     if coords is not None:
         summary.coords_csv = _write_coords(coords, rows)
     return summary
-
-
-def _device(name: str) -> torch.device:
-    # As evaluation.pick_device, without importing every analysis (seconds) for it.
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _extraction_params(run: TrainedRun) -> ExtractionParams:

@@ -33,9 +33,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.loggers import Logger, WandbLogger
 
-from facevae.callbacks.checkpoint_metadata import CHECKPOINT_KEY, checkpoint_metadata, wandb_run
-from facevae.config import CONF_DIR, python_command
-from facevae.data.cache import atomic_file
+from facevae.core.checkpoint import CHECKPOINT_KEY, checkpoint_metadata, wandb_run
+from facevae.core.config import CONF_DIR, python_command
+from facevae.core.files import atomic_file
 from facevae.models.lit_beta_vae import BetaVAEModule
 from facevae.models.lit_stacked_beta_vae import MEMBER_PREFIX, StackedBetaVAEModule, member_prefix
 from facevae.sweeps import identity_tags, sweep_group, write_status

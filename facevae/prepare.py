@@ -8,9 +8,9 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from facevae.config import CONF_DIR
+from facevae.core.config import CONF_DIR
+from facevae.core.errors import exit_on_error
 from facevae.data.extract import format_summary
-from facevae.errors import exit_on_error
 
 
 @exit_on_error

@@ -24,9 +24,9 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
-from facevae.config import python_command
-from facevae.data.cache import atomic_file
-from facevae.errors import user_error
+from facevae.core.config import python_command
+from facevae.core.errors import user_error
+from facevae.core.files import atomic_file
 
 log = logging.getLogger(__name__)
 

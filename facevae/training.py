@@ -11,11 +11,10 @@ import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
-from facevae.analysis.checkpoint import read_checkpoint
 from facevae.callbacks import CheckpointMetadata, MeanFaceBaseline
-from facevae.callbacks.checkpoint_metadata import CHECKPOINT_KEY
-from facevae.config import python_command
-from facevae.errors import FaceVAEError, user_error
+from facevae.core.checkpoint import CHECKPOINT_KEY, read_checkpoint
+from facevae.core.config import python_command
+from facevae.core.errors import FaceVAEError, user_error
 from facevae.members import StackedRun, listed
 from facevae.models import StackedBetaVAEModule
 from facevae.sweeps import current_job, name_wandb_run

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from facevae.errors import FaceVAEError
+from facevae.core.errors import FaceVAEError
+from facevae.core.tensors import to_float_images
 from facevae.models import BetaVAE, BetaVAEModule
-from facevae.models.lit_beta_vae import to_float_images
 
 # Training steps outside a Trainer call self.log(), which only warns there.
 pytestmark = pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")

@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from facevae import training
 from facevae.analysis.compare import compare
 from facevae.analysis.generator_eval import SHARED_MEASURES
-from facevae.errors import user_error
+from facevae.core.errors import user_error
 from facevae.evaluation import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]

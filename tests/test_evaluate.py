@@ -15,7 +15,7 @@ from conftest import make_train_cfg
 from hydra import compose, initialize_config_dir
 
 from facevae import training
-from facevae.errors import user_error
+from facevae.core.errors import user_error
 from facevae.evaluation import FIGURES, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 
 from facevae.analysis.generator_eval import SHARED_MEASURES, sample_measures
 from facevae.analysis.interpolation import prior_corners
-from facevae.errors import user_error
+from facevae.core.errors import user_error
 from facevae.evaluation import evaluate
 from facevae.models import BetaVAEModule
 

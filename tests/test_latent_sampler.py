@@ -41,7 +41,7 @@ def test_sampling_is_deterministic_for_a_seed_and_survives_saving(tmp_path):
 
 
 def test_too_few_codes_is_an_error():
-    from facevae.errors import FaceVAEError
+    from facevae.core.errors import FaceVAEError
 
     with pytest.raises(FaceVAEError, match="two or more"):
         fit_gaussian_mixture(np.zeros((1, 4)))

@@ -20,9 +20,9 @@ from hydra import compose, initialize_config_dir
 from facevae import live as live_module
 from facevae import training
 from facevae.analysis.checkpoint import load_run
+from facevae.core.errors import FaceVAEError
 from facevae.data.synthetic import render_frame
 from facevae.data.video import Frame
-from facevae.errors import FaceVAEError
 from facevae.live import (
     DIM,
     POINT,

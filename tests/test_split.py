@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from facevae.core.errors import FaceVAEError
 from facevae.data.split import GAP, frame_ranges, labels_from_ranges, time_block_split
-from facevae.errors import FaceVAEError
 
 TIMES = np.arange(0, 600, 1 / 8)  # ten minutes at 8 fps
 

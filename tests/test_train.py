@@ -14,8 +14,8 @@ from conftest import make_train_cfg
 from omegaconf import OmegaConf
 
 from facevae import training
-from facevae.callbacks.checkpoint_metadata import CHECKPOINT_KEY
-from facevae.errors import FaceVAEError
+from facevae.core.checkpoint import CHECKPOINT_KEY
+from facevae.core.errors import FaceVAEError
 from facevae.wandb_offline import run_contents
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,7 +182,7 @@ def test_invalid_values_fail_before_any_work(tmp_path, override, words):
     cfg = make_cfg(tmp_path, tmp_path / "never-read.mp4", override)
     with pytest.raises(Exception) as err:
         training.train(cfg)
-    from facevae.errors import user_error
+    from facevae.core.errors import user_error
 
     assert user_error(err.value) is not None and words in str(user_error(err.value))
     assert not (tmp_path / "cache").exists()

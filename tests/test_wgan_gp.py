@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from facevae.analysis.checkpoint import load_run
-from facevae.errors import FaceVAEError
+from facevae.core.errors import FaceVAEError
 from facevae.models import Critic, Generator, WGANGPModule
 from facevae.models.wgan_gp import gradient_penalty
 

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import importlib
 import json
-import pickle
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 
-from facevae.callbacks.checkpoint_metadata import CHECKPOINT_KEY
+from facevae.core.checkpoint import CHECKPOINT_KEY, read_checkpoint
+from facevae.core.errors import FaceVAEError
 from facevae.data.datamodule import FaceCropDataModule
-from facevae.errors import FaceVAEError
 
 
 @dataclass
@@ -52,20 +50,6 @@ def saved_metrics(ckpt_path: Path | str, n_samples: int, seed: int) -> dict | No
     same_checkpoint = Path(metrics.get("checkpoint", "")).resolve() == ckpt_path.resolve()
     same_samples = metrics.get("n_samples") == int(n_samples) and metrics.get("seed") == int(seed)
     return metrics if same_checkpoint and same_samples else None
-
-
-def read_checkpoint(path: Path | str) -> dict:
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FaceVAEError(f"{path}: no such checkpoint")
-    try:
-        # weights_only=False: our own checkpoints carry plain dicts of config beside the tensors.
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as err:
-        raise FaceVAEError(f"{path}: not a readable checkpoint ({type(err).__name__}: {str(err)[:80]})") from None
-    if not isinstance(ckpt, dict) or CHECKPOINT_KEY not in ckpt or "state_dict" not in ckpt:
-        raise FaceVAEError(f"{path}: not a facevae checkpoint (no config and data split inside; train.py writes them)")
-    return ckpt
 
 
 def load_run(path: Path | str, device: str | torch.device = "cpu") -> TrainedRun:

@@ -21,8 +21,11 @@ from facevae.analysis.checkpoint import TrainedRun, datamodule_for, evaluation_d
 from facevae.analysis.generator_eval import GRID, SHARED_MEASURES, sample_measures
 from facevae.analysis.interpolation import prior_grid
 from facevae.analysis.samples import prior_samples
-from facevae.errors import FaceVAEError
-from facevae.images import image_grid, save_figure
+from facevae.core.device import pick_device
+from facevae.core.errors import FaceVAEError
+from facevae.core.files import replacing_directory
+from facevae.core.tensors import image_grid
+from facevae.plots.figure import save_figure
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +36,6 @@ COLUMNS = ("name", "model", "latent_dim", "beta", *SHARED_MEASURES, "psnr", "sou
 
 def compare(cfg: DictConfig) -> tuple[list[dict], Path]:
     """Rows of the comparison of cfg.compare's checkpoints, and the directory the table and figure went to."""
-    from facevae.evaluation import _replacing, pick_device  # one way to pick a device and to replace a result
-
     paths = _checkpoint_paths(cfg)
     device = pick_device(cfg.device)
     rows, panels = [], []
@@ -44,7 +45,7 @@ def compare(cfg: DictConfig) -> tuple[list[dict], Path]:
         rows.append(_row(run, cfg))
         panels.append(_panels(run.model, int(cfg.seed)))
     out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else Path(cfg.paths.log_dir) / "compare"
-    with _replacing(out_dir) as tmp:
+    with replacing_directory(out_dir) as tmp:
         write_csv(rows, tmp / "compare.csv")
         (tmp / "compare.md").write_text("\n".join(markdown_table(rows) + markdown_notes(rows)) + "\n")
         compare_figure([f"{r['name']} ({r['model']})" for r in rows], panels, tmp / "compare.png")

@@ -29,9 +29,10 @@ from facevae.analysis import samples
 from facevae.analysis.checkpoint import TrainedRun
 from facevae.analysis.interpolation import label_grid_axes, path_smoothness, prior_grid
 from facevae.analysis.sample_quality import quality_reference, sample_quality
+from facevae.core.tensors import image_grid
 from facevae.data.datamodule import FaceCropDataModule
-from facevae.images import image_grid, save_figure
 from facevae.metrics.sample_quality import MEASURES as QUALITY_MEASURES
+from facevae.plots.figure import save_figure
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from facevae.analysis.encoding import decode_latents
-from facevae.images import image_grid, save_figure
+from facevae.core.tensors import image_grid
+from facevae.plots.figure import save_figure
 
 # Below this sine of the angle between two codes, slerp's 1/sin(omega) blows up rounding errors: use lerp.
 SLERP_EPS = 1e-6

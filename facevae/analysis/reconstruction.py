@@ -6,11 +6,11 @@ import numpy as np
 import torch
 
 from facevae.analysis.latent_stats import active_units, psnr
-from facevae.images import image_grid, save_figure, to_uint8_hwc
+from facevae.core.tensors import image_grid, to_float_images, to_uint8_hwc
 from facevae.metrics.psnr import set_psnr
-from facevae.models.lit_beta_vae import to_float_images
 from facevae.models.objectives import gaussian_nll, kl_divergence
 from facevae.models.ssim import ssim_per_image
+from facevae.plots.figure import save_figure
 
 ACTIVE_KL_NATS = 0.01
 

@@ -19,7 +19,7 @@ import numpy as np
 from facevae.analysis import samples as sm
 from facevae.analysis.encoding import decode_latents
 from facevae.analysis.sample_quality import QualityReference, quality_reference, sample_quality
-from facevae.errors import FaceVAEError
+from facevae.core.errors import FaceVAEError
 from facevae.models.latent_sampler import GaussianMixtureSampler, fit_gaussian_mixture
 
 log = logging.getLogger(__name__)

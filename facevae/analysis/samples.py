@@ -29,8 +29,9 @@ import numpy as np
 
 from facevae.analysis.encoding import decode_latents
 from facevae.analysis.latent_stats import mean_pairwise_distance, nearest_neighbours
+from facevae.core.tensors import image_grid
 from facevae.data.faces import Box, CropParams, crop_square, load_cascade
-from facevae.images import image_grid, save_figure
+from facevae.plots.figure import save_figure
 
 # Face detection on crops. A crop is 0.8 of the Haar box (CropParams.scale), so the face overfills it and no
 # detection window fits around it; the crop is therefore enlarged and given a border of repeated edge pixels, 30%

@@ -20,10 +20,10 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from facevae.analysis.tables import MISSING, markdown_table
-from facevae.data.cache import atomic_file
-from facevae.errors import FaceVAEError, user_error
-from facevae.images import save_figure
+from facevae.core.errors import FaceVAEError, user_error
+from facevae.core.files import atomic_file
 from facevae.metrics.sample_quality import MEASURES as QUALITY_MEASURES
+from facevae.plots.figure import save_figure
 from facevae.sweeps import job_dirs, read_status, sweep_group
 
 log = logging.getLogger(__name__)

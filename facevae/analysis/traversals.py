@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from facevae.analysis.encoding import decode_latents
-from facevae.images import image_grid, save_figure
+from facevae.core.tensors import image_grid
 from facevae.models.lit_beta_vae import ACTIVE_KL_NATS
+from facevae.plots.figure import save_figure
 
 DEFAULT_VALUES = np.linspace(-3.0, 3.0, 9)  # +-3 prior standard deviations: 99.7% of the prior's mass
 PAD = 2  # pixels between tiles, as image_grid lays them out

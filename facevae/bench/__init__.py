@@ -26,7 +26,7 @@ import importlib
 import logging
 from pathlib import Path
 
-from facevae.errors import exit_on_error
+from facevae.core.errors import exit_on_error
 
 
 def data_arguments(parser: argparse.ArgumentParser) -> None:

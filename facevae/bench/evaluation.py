@@ -35,7 +35,7 @@ class _SectionTimer(logging.Handler):
 def bench_evaluate(args: argparse.Namespace) -> None:
     from hydra import compose, initialize_config_dir
 
-    from facevae.config import CONF_DIR
+    from facevae.core.config import CONF_DIR
     from facevae.evaluation import evaluate
 
     timer = _SectionTimer()

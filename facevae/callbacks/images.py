@@ -11,8 +11,7 @@ import torch
 
 from facevae.analysis.interpolation import prior_grid
 from facevae.callbacks.media import log_image
-from facevae.images import image_grid
-from facevae.models.lit_beta_vae import to_float_images
+from facevae.core.tensors import image_grid, to_float_images
 
 log = logging.getLogger(__name__)
 

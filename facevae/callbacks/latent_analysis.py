@@ -17,7 +17,7 @@ from facevae.analysis.latent_stats import kl_per_dim
 from facevae.analysis.traversals import central_code, traversal_latents
 from facevae.callbacks.images import _EveryNEpochs
 from facevae.callbacks.media import log_image
-from facevae.images import image_grid
+from facevae.core.tensors import image_grid
 
 
 class LatentAnalysis(_EveryNEpochs):

@@ -15,11 +15,11 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
+from facevae.core.errors import FaceVAEError
 from facevae.data import split as splitting
 from facevae.data.cache import FaceCrops, load_cache
 from facevae.data.extract import ExtractionParams, ExtractionResult, format_summary, prepare_cache
 from facevae.data.faces import CropParams, DetectorParams
-from facevae.errors import FaceVAEError
 
 log = logging.getLogger(__name__)
 

@@ -22,6 +22,8 @@ import pandas as pd
 from tqdm import tqdm
 
 import facevae
+from facevae.core.errors import FaceVAEError
+from facevae.core.files import atomic_directory, build_lock
 from facevae.data import cache
 from facevae.data.faces import CropParams, DetectorParams, FaceTracker, crop_square
 from facevae.data.video import (
@@ -32,7 +34,6 @@ from facevae.data.video import (
     list_images,
     probe_video,
 )
-from facevae.errors import FaceVAEError
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +91,10 @@ def prepare_cache(
     final = cache.cache_path(Path(cache_dir), source, key)
     if cache.is_complete(final):
         return ExtractionResult(final, True, cache.load_cache(final).manifest["counts"])
-    with cache.build_lock(final):
+    with build_lock(final):
         if cache.is_complete(final):  # built by another process while this one waited
             return ExtractionResult(final, True, cache.load_cache(final).manifest["counts"])
-        with cache.atomic_directory(final) as tmp:
+        with atomic_directory(final) as tmp:
             crops, frames, summary = extract_crops(source, params, progress=progress, images=images is not None)
             if sidecar is not None:
                 frames = _join_factors(frames, sidecar)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from facevae.errors import FaceVAEError
+from facevae.core.errors import FaceVAEError
 
 SPLITS = ("train", "val", "test")
 GAP = -1  # label of frames dropped between a held-out block and its neighbours

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from facevae.errors import FaceVAEError, exit_on_error
+from facevae.core.errors import FaceVAEError, exit_on_error
 
 log = logging.getLogger(__name__)
 

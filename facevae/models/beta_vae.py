@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from facevae.errors import FaceVAEError
+from facevae.core.errors import FaceVAEError
 
 
 class BetaVAE(nn.Module):

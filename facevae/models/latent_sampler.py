@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facevae.errors import FaceVAEError
+from facevae.core.errors import FaceVAEError
 
 COMPONENTS = (1, 2, 4, 8, 16)
 

@@ -28,7 +28,8 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 from torchmetrics.image import PeakSignalNoiseRatio
 
-from facevae.errors import FaceVAEError, require
+from facevae.core.errors import FaceVAEError, require
+from facevae.core.tensors import to_float_images
 from facevae.models import speed
 from facevae.models.beta_vae import BetaVAE
 from facevae.models.objectives import VAELoss, beta_vae_loss, capacity_at, kl_warmup_weight
@@ -45,15 +46,6 @@ ACTIVE_KL_NATS = 0.01
 # over the batch.
 SIGMA_MODES = (False, True, "optimal", "optimal_per_pixel")
 MIN_LOG_SIGMA = -6.0  # Rybkin et al.'s floor: a pixel the decoder gets exactly right must not weigh infinitely
-
-
-def to_float_images(images: Tensor, memory_format: torch.memory_format = torch.contiguous_format) -> Tensor:
-    """uint8 B x H x W x 3 (channels-last, as the crop cache has them) -> float32 B x 3 x H x W in [0,1].
-
-    torch.channels_last keeps the cache's layout (the permuted view already has those strides): no copy."""
-    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-        raise FaceVAEError(f"expected face crops as uint8 B x H x W x 3, got {images.dtype} {tuple(images.shape)}")
-    return images.permute(0, 3, 1, 2).float().div(255.0).contiguous(memory_format=memory_format)
 
 
 class KLPerDim(Metric):

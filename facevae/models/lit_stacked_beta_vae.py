@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from torch.func import vmap
 from torchmetrics.image import PeakSignalNoiseRatio
 
-from facevae.errors import FaceVAEError, require
+from facevae.core.errors import FaceVAEError, require
 from facevae.models import speed
 from facevae.models.lit_beta_vae import ACTIVE_KL_NATS, BetaVAEModule, KLPerDim
 from facevae.models.objectives import VAELoss, beta_vae_loss, kl_warmup_weight

@@ -30,8 +30,8 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from facevae.errors import FaceVAEError, require
-from facevae.models.lit_beta_vae import to_float_images
+from facevae.core.errors import FaceVAEError, require
+from facevae.core.tensors import to_float_images
 from facevae.models.wgan_gp import Critic, Generator, gradient_penalty
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from facevae.errors import FaceVAEError
+from facevae.core.errors import FaceVAEError
 
 
 def _levels(image_size: int) -> int:
