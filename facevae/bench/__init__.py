@@ -5,7 +5,7 @@
                                        [--profile]
     python -m facevae.bench sweep      [--betas 1 2 4 8 16] [--n-jobs 5] [--epochs 3] [--batch-sizes 64 1024]
     python -m facevae.bench results    [--epochs 5] [--seeds 0 1 2]
-    python -m facevae.bench evaluate   --ckpt PATH [--n-samples 1000] [--set KEY=VALUE]
+    python -m facevae.bench evaluate   --ckpt PATH [--n-samples 1000] [--output-dir DIR] [--set KEY=VALUE]
     python -m facevae.bench features   [--n 1000]
 
 extraction: decoding and face extraction against realtime (extraction.py). train: images/s of a bare eager step, a
@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation = sections.add_parser("evaluate", help="evaluate.py on one checkpoint, section by section")
     evaluation.add_argument("--ckpt", required=True, help="a checkpoint written by train.py")
     evaluation.add_argument("--n-samples", type=int, default=1000, help="evaluate.py's n_samples")
+    evaluation.add_argument("--output-dir", help="keep evaluate.py's results there (default: a temporary directory)")
     evaluation.add_argument(
         "--set",
         dest="overrides",

@@ -1,8 +1,8 @@
 """`python -m facevae.bench evaluate --ckpt PATH`: how long evaluate.py takes on one checkpoint, section by section.
 
 evaluate.py's own log is timed line by line (each line starts a section), in one process, with W&B off and the
-results written to a temporary directory. Wall seconds and the process's CPU seconds are both printed: on a shared
-machine the wall time moves with the load beside it, the CPU time much less.
+results written to a temporary directory (or kept in --output-dir). Wall seconds and the process's CPU seconds are
+both printed: on a shared machine the wall time moves with the load beside it, the CPU time much less.
 """
 
 from __future__ import annotations
