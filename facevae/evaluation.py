@@ -115,6 +115,7 @@ def analyse(
 
     log.info("%d samples from N(0, I) and from a sampler fitted to the training codes", cfg.n_samples)
     images = {"train": train, "test": test, "recon": decode_latents(model, mu[test_rows])}
+    images["train_recon"] = decode_latents(model, mu[dm.rows("train")])
     sampled = sampler_eval.evaluate_samplers(
         model, mu[dm.rows("train")], mu[dm.rows("val")], images, int(cfg.n_samples), seed, cfg.sampler
     )

@@ -42,13 +42,26 @@ def quality_reference(train: np.ndarray, heldout: np.ndarray, n_samples: int, se
     return QualityReference(features, set_scores(features, real, n_boot=N_BOOT, seed=seed), size, seed)
 
 
-def sample_quality(reference: QualityReference, samples: np.ndarray) -> SampleQuality:
-    """The first `reference.size` samples (uint8 crops) scored against the held-out crops, beside the reference."""
+def sample_quality(
+    reference: QualityReference, samples: np.ndarray, train_recon: np.ndarray | None = None
+) -> SampleQuality:
+    """The first `reference.size` samples (uint8 crops) scored against the held-out crops, beside the reference.
+
+    With `train_recon` (the model's reconstructions of every training crop, in order) also the scores of the
+    reconstructions of the real set's crops: a sampler cannot beat its decoder on real codes, so a shortfall both
+    share is the decoder's (blur), and one the samples alone show is the sampler's."""
     if len(samples) < reference.size:
         raise ValueError(f"need {reference.size} samples to compare with the real set, got {len(samples)}")
-    features = random_cnn_features(samples[: reference.size], FEATURE_SEED)
-    scores = set_scores(reference.heldout, features, n_boot=N_BOOT, seed=reference.seed)
-    return SampleQuality(scores, reference.real)
+    scores = _scores(reference, samples[: reference.size])
+    recon = None
+    if train_recon is not None:
+        recon = _scores(reference, train_recon[spread_indices(len(train_recon), reference.size)])
+    return SampleQuality(scores, reference.real, recon)
+
+
+def _scores(reference: QualityReference, images: np.ndarray) -> SetScores:
+    features = random_cnn_features(images, FEATURE_SEED)
+    return set_scores(reference.heldout, features, n_boot=N_BOOT, seed=reference.seed)
 
 
 def verdict(

@@ -2,8 +2,10 @@
 
 For each sampler, n_samples decoded codes (numpy seed `seed`): the face rate, diversity and memorisation of
 `samples.sample_statistics`, and the precision, recall, density, coverage and Fréchet distance of
-`sample_quality`, each beside its real reference. The default sampler (`sampler=fitted|prior`) gets the plain keys
-(`sample_precision`, `sample_face_rate`, `diversity_ratio`, ...); the other one the same keys under its name
+`sample_quality`, each beside its real reference (and, for the default sampler, `_recon`: the decoder's
+reconstructions of those real crops, what any sampler of this decoder can reach). The default sampler
+(`sampler=fitted|prior`) gets the plain keys (`sample_precision`, `sample_face_rate`, `diversity_ratio`, ...);
+the other one the same keys under its name
 (`prior_sample_precision`, `prior_diversity_ratio`, ... or `fitted_...`). The fitted mixture is saved as
 sampler.npz beside metrics.json, and samples.png shows both samplers side by side.
 """
@@ -44,7 +46,8 @@ def check_sampler(name: str) -> str:
 def evaluate_samplers(
     model, train_mu: np.ndarray, val_mu: np.ndarray, images: dict[str, np.ndarray], n: int, seed: int, default: str
 ) -> SamplerResult:
-    """Both samplers against `images` ("train", "test" and "recon": the test crops' reconstructions)."""
+    """Both samplers against `images`: "train", "test", "recon" (the test crops' reconstructions) and
+    "train_recon" (the training crops')."""
     check_sampler(default)
     fitted = fit_gaussian_mixture(train_mu, val_mu, seed=seed)
     log.info("sampler fitted to %d training codes: %d Gaussian components", len(train_mu), len(fitted.weights))
@@ -55,7 +58,7 @@ def evaluate_samplers(
     decoded = {name: decode_latents(model, z) for name, z in codes.items()}
     stats = sm.sample_statistics(decoded[default], images["test"], images["train"], heldout_recon=images["recon"])
     reference = quality_reference(images["train"], images["test"], n, seed)
-    stats.update(sample_quality(reference, decoded[default]).as_metrics("sample"))
+    stats.update(sample_quality(reference, decoded[default], images["train_recon"]).as_metrics("sample"))
     other = "prior" if default == "fitted" else "fitted"
     stats.update(_other_sampler(decoded[other], images["train"], reference, stats, other))
     stats.update(sampler=default, sampler_components=len(fitted.weights))

@@ -221,9 +221,15 @@ def sampler_title_line(stats: dict, prefix: str = "sample") -> str:
     face, held = stats[f"{prefix}_face_rate"], stats["heldout_face_rate"]
     p, p_real = stats[f"{prefix}_precision"], stats[f"{prefix}_precision_real"]
     r, r_real = stats[f"{prefix}_recall"], stats[f"{prefix}_recall_real"]
+    line = verdict(face, held, p, p_real, r, r_real)
+    if "sample_precision_recon" in stats:  # what the decoder reaches on real codes: the most a sampler can
+        line += (
+            f" (reconstructions of real frames: precision {stats['sample_precision_recon']:.2f}, "
+            f"recall {stats['sample_recall_recon']:.2f})"
+        )
     return (
         f"face rate {face:.2f} (held-out {held:.2f}), precision {p:.2f} (real {p_real:.2f}), "
-        f"recall {r:.2f} (real {r_real:.2f})\n{verdict(face, held, p, p_real, r, r_real)}"
+        f"recall {r:.2f} (real {r_real:.2f})\n{line}"
     )
 
 

@@ -34,6 +34,7 @@ class SampleQuality:
 
     generated: SetScores
     real: SetScores
+    recon: SetScores | None = None  # the model's reconstructions of the real set: what its decoder reaches
 
     def as_metrics(self, prefix: str = "sample") -> dict[str, float | list[float]]:
         out: dict[str, float | list[float]] = {}
@@ -41,6 +42,8 @@ class SampleQuality:
             out[f"{prefix}_{m}"] = self.generated.values[m]
             out[f"{prefix}_{m}_real"] = self.real.values[m]
             out[f"{prefix}_{m}_ci"] = list(self.generated.ci[m])
+            if self.recon is not None:
+                out[f"{prefix}_{m}_recon"] = self.recon.values[m]
         return out
 
 
