@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,10 @@ def test_compare_writes_one_row_per_checkpoint_with_the_shared_measures(compared
     assert (vae["model"], wgan["model"]) == ("beta-VAE", "WGAN-GP")
     assert vae["latent_dim"] == wgan["latent_dim"] == "32" and vae["beta"] == "1.0" and wgan["beta"] == "—"
     for row in (vae, wgan):
-        assert all(0 <= float(row[k]) < 1e3 for k in SHARED_MEASURES)
+        assert all(0 <= float(row[k]) < 1e3 for k in SHARED_MEASURES if not k.endswith("_ci"))
+        for key in (k for k in SHARED_MEASURES if k.endswith("_ci")):  # an interval, [low, high]
+            low, high = json.loads(row[key])
+            assert low <= float(row[key[: -len("_ci")]]) <= high, key
     assert 0 < float(vae["psnr"]) < 60 and wgan["psnr"] == "—"
     assert (vae["source"], wgan["source"]) == ("computed", "metrics.json")
 

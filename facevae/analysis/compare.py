@@ -108,7 +108,7 @@ def _reusable_metrics(run: TrainedRun, cfg: DictConfig) -> dict | None:
     """evaluate.py's metrics.json for this checkpoint at this n_samples and seed, if it holds every shared measure
     (older files that do not record them are recomputed rather than trusted)."""
     metrics = saved_metrics(run.path, cfg.n_samples, cfg.seed)
-    if metrics is None or any(not isinstance(metrics.get(k), int | float) for k in SHARED_MEASURES):
+    if metrics is None or any(not isinstance(metrics.get(k), int | float | list) for k in SHARED_MEASURES):
         return None
     log.info("reusing %s", evaluation_dir(run.path) / "metrics.json")
     return metrics
@@ -147,10 +147,13 @@ def markdown_notes(rows: list[dict]) -> list[str]:
     """What the columns mean, and which checkpoint each row is: the lines under the table in compare.md."""
     return [
         "",
-        "Samples: n prior samples z ~ N(0, I) against the test crops (heldout_*) and the training crops. "
+        "Samples: n prior samples z ~ N(0, I) against the test crops (heldout_*) and the training crops "
+        "(a beta-VAE's metrics.json reused here holds its default sampler's, evaluate.py's sampler=). "
         "diversity_ratio ~ 0 is mode collapse; memorisation_ratio well below 1 means samples sit nearer training "
-        "frames than new frames do. psnr: test frames reconstructed, for models with an encoder. source: "
-        "metrics.json of an earlier evaluate.py, or computed by this comparison.",
+        "frames than new frames do. sample_precision, _recall, _density, _coverage and _fd: random-CNN features "
+        "of the samples against the test crops, _real the same for training crops in their place (what new frames "
+        "of the person reach), _ci a bootstrap 95% interval. psnr: test frames reconstructed, for models with an "
+        "encoder. source: metrics.json of an earlier evaluate.py, or computed by this comparison.",
         "",
         *[f"- {row['name']}: {row['checkpoint']}" for row in rows],
     ]

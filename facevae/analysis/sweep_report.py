@@ -23,6 +23,7 @@ from facevae.analysis.tables import MISSING, markdown_table
 from facevae.core.errors import FaceVAEError, user_error
 from facevae.core.files import write_text
 from facevae.core.outputs import OutputKind, output_folder
+from facevae.metrics.sample_quality import MEASURES as QUALITY_MEASURES
 from facevae.plots.figure import save_figure
 from facevae.sweeps import job_dirs, read_status, sweep_group
 
@@ -32,6 +33,7 @@ IDENTITY = ["job", "status", "swept", "model", "beta", "latent_dim", "seed"]
 # The measures a sweep is compared on, as metrics.json names them (test blocks unless said otherwise).
 MEASURES = [
     "psnr",
+    "psnr_mean_face",
     "ssim",
     "recon_nll",
     "kl",
@@ -48,8 +50,21 @@ MEASURES = [
     "sample_face_rate",
     "diversity_ratio",
     "memorisation_ratio",
+    # Sample quality of the default sampler (evaluate.py's sampler=), each beside its real reference and interval.
+    *(f"sample_{m}{end}" for m in QUALITY_MEASURES for end in ("", "_real", "_ci")),
 ]
-SHOWN = ["psnr", "recon_nll", "kl", "active_units", "mig", "dci_disentanglement", "smile_auc", "sample_face_rate"]
+SHOWN = [
+    "psnr",
+    "recon_nll",
+    "kl",
+    "active_units",
+    "mig",
+    "dci_disentanglement",
+    "smile_auc",
+    "sample_face_rate",
+    "sample_precision",
+    "sample_recall",
+]
 PLOTS = ("rate_distortion.png", "psnr_vs_beta.png", "disentanglement_vs_beta.png", "active_units_vs_beta.png")
 
 
@@ -253,6 +268,9 @@ def _against_beta(done: pd.DataFrame, measures: list[tuple[str, str]], path: Pat
             ax.scatter(jobs["beta"], jobs[column], s=14, alpha=0.5)
             stats = jobs.groupby("beta")[column].agg(["mean", "std"]).reset_index()
             ax.errorbar(stats["beta"], stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3, label=name)
+        if column == "psnr" and done["psnr_mean_face"].notna().any():
+            base = float(done["psnr_mean_face"].mean())  # the same test frames in every job: one baseline
+            ax.axhline(base, color="tab:red", linestyle=":", lw=2, label=f"mean training face {base:.2f} dB")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("β")
         ax.set_ylabel(label)

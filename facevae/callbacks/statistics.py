@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 
 from facevae.callbacks.images import _EveryNEpochs
 from facevae.callbacks.media import figure_to_array, log_image
+from facevae.metrics import psnr as psnr_metrics
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +44,9 @@ class KLPerDimChart(_EveryNEpochs):
 
 
 def mean_face_psnr(train: np.ndarray, val: np.ndarray) -> float:
-    """PSNR (data_range 1) of the mean training face as the reconstruction of every val face.
-
-    The trivial baseline a model has to beat. Computed as torchmetrics' PSNR is, from the MSE over all pixels.
-    """
-    mean = train.astype(np.float64).mean(axis=0) / 255.0
-    mse = np.mean((val.astype(np.float64) / 255.0 - mean) ** 2)
-    return float(10 * np.log10(1.0 / mse))
+    """PSNR (data_range 1) of the mean training face as the reconstruction of every val face: the trivial baseline a
+    model has to beat, as `facevae.metrics.psnr.mean_face_psnr` computes it."""
+    return psnr_metrics.mean_face_psnr(train, val)
 
 
 class MeanFaceBaseline(pl.Callback):

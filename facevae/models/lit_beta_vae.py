@@ -7,11 +7,12 @@ Logged keys (nats per image unless said otherwise):
                                       the capacity objective
     train/beta_norm                   train/beta * latent_dim / (3 * H * W): Higgins et al.'s normalised beta
     train/capacity                    C now, only under the capacity objective
-    train/sigma                       the decoder's standard deviation, only when it is learned
+    train/sigma                       the decoder's standard deviation (its mean over pixels), only when it is learned
     val/loss val/recon val/kl         epoch means (test/... the same on the test set)
     val/psnr val/ssim                 of the decoder mean at the posterior mean mu
     val/kl_dim/00 ...                 each latent's mean KL over the epoch
-    val/active_units                  latents whose mean KL exceeds ACTIVE_KL_NATS
+    val/active_units_kl               latents whose mean KL exceeds ACTIVE_KL_NATS (evaluate.py's `active_units`
+                                      is another measure: latents whose posterior mean varies over the data)
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ log = logging.getLogger(__name__)
 
 # A latent whose posterior stays within 0.01 nats of the prior tells the decoder almost nothing: "inactive".
 ACTIVE_KL_NATS = 0.01
+# model.learn_sigma: false keeps model.sigma; true trains one log sigma by gradient with the other weights; the
+# sigma-VAE's (Rybkin, Daniilidis & Levine 2021, "Simple and Effective VAE Training with Calibrated Decoders")
+# "optimal" sets one shared sigma to its maximum-likelihood value on every training batch, sigma^2 = the batch's
+# mean squared error, and "optimal_per_pixel" one sigma per pixel and channel, each its own mean squared error
+# over the batch.
+SIGMA_MODES = (False, True, "optimal", "optimal_per_pixel")
+MIN_LOG_SIGMA = -6.0  # Rybkin et al.'s floor: a pixel the decoder gets exactly right must not weigh infinitely
 
 
 class KLPerDim(Metric):
@@ -84,7 +92,7 @@ class BetaVAEModule(pl.LightningModule):
         image_size: int = 64,
         beta: float = 1.0,
         sigma: float = 0.1,
-        learn_sigma: bool = False,
+        learn_sigma: bool | str = False,
         lr: float = 1e-4,
         adam_betas: Sequence[float] = (0.9, 0.999),
         kl_warmup_steps: int = 0,
@@ -107,6 +115,10 @@ class BetaVAEModule(pl.LightningModule):
         require(math.isfinite(sigma) and sigma > 0, f"model.sigma={sigma}: the decoder's std must be > 0")
         require(math.isfinite(lr) and lr > 0, f"model.lr={lr}: the learning rate must be > 0")
         require(
+            learn_sigma in SIGMA_MODES,
+            f"model.learn_sigma={learn_sigma}: use false, true, optimal or optimal_per_pixel",
+        )
+        require(
             len(adam_betas) == 2 and all(0 <= b < 1 for b in adam_betas),
             f"model.adam_betas={adam_betas}: need two numbers in [0, 1)",
         )
@@ -126,10 +138,13 @@ class BetaVAEModule(pl.LightningModule):
         self.save_hyperparameters()
 
         self.model = BetaVAE(latent_dim=latent_dim, channels=channels, hidden=hidden, image_size=image_size)
-        # log sigma, not sigma: a learned scale stays positive without constraints. A buffer when fixed, so it
-        # still follows the module to the device and into the checkpoint.
+        # log sigma, not sigma: a learned scale stays positive without constraints. A buffer when not trained by
+        # gradient, so it still follows the module to the device and into the checkpoint; the optimal modes keep
+        # the last training batch's value there, which validation, test and evaluation use.
         log_sigma = torch.tensor(math.log(sigma))
-        if learn_sigma:
+        if learn_sigma == "optimal_per_pixel":
+            log_sigma = log_sigma.expand(3, image_size, image_size).clone()
+        if learn_sigma is True:
             self.log_sigma = nn.Parameter(log_sigma)
         else:
             self.register_buffer("log_sigma", log_sigma)
@@ -165,9 +180,23 @@ class BetaVAEModule(pl.LightningModule):
 
     def _loss(self, x: Tensor, weight: float | Tensor, capacity: float | Tensor | None) -> tuple[VAELoss, Tensor]:
         x_mean, mu, logvar, _ = self.model(x)
+        log_sigma = self._decoder_log_sigma(x, x_mean)
         # One weight serves both objectives: beta_vae_loss reads beta without a capacity and gamma with one.
-        out = beta_vae_loss(x, x_mean, mu, logvar, self.log_sigma, weight, capacity=capacity, gamma=weight)
+        out = beta_vae_loss(x, x_mean, mu, logvar, log_sigma, weight, capacity=capacity, gamma=weight)
         return out, mu
+
+    def _decoder_log_sigma(self, x: Tensor, x_mean: Tensor) -> Tensor:
+        """log sigma of the decoder for this batch: in training under an optimal mode, the maximum-likelihood
+        value given these reconstructions (kept in the buffer); otherwise the parameter or the buffer."""
+        mode = self.hparams.learn_sigma
+        if mode not in ("optimal", "optimal_per_pixel") or not self.training:
+            return self.log_sigma
+        dims = (0, 1, 2, 3) if mode == "optimal" else (0,)
+        # No gradient through sigma: at its optimum the loss is flat in sigma, so the decoder's gradient is the same.
+        with torch.no_grad():
+            best = 0.5 * (x - x_mean).pow(2).mean(dim=dims).log()
+            self.log_sigma.copy_(best.clamp(min=MIN_LOG_SIGMA))
+        return self.log_sigma
 
     def _objective(
         self, x: Tensor, weight: float | Tensor, capacity: float | Tensor | None
@@ -254,7 +283,7 @@ class BetaVAEModule(pl.LightningModule):
         x = batch["x"]
         weight, capacity = self.kl_schedule()
         loss, recon, kl = self._train_loss(x, weight, capacity)
-        sigma = [self.log_sigma.detach().exp()] if self.hparams.learn_sigma else []
+        sigma = [self.log_sigma.detach().exp().mean()] if self.hparams.learn_sigma else []
         self._steps.add(self.global_step, [loss, recon, kl, *sigma])
         if self._read_due(batch_idx):
             self._log_steps(weight, capacity, x.shape)
@@ -368,7 +397,7 @@ class BetaVAEModule(pl.LightningModule):
         width = max(2, len(str(self.hparams.latent_dim - 1)))
         # sync_dist only tells Lightning these are whole-run values; averaging equal values changes nothing.
         self.log_dict({f"{stage}/kl_dim/{i:0{width}d}": v for i, v in enumerate(kl)}, sync_dist=True)
-        self.log(f"{stage}/active_units", (kl > ACTIVE_KL_NATS).sum().float(), sync_dist=True)
+        self.log(f"{stage}/active_units_kl", (kl > ACTIVE_KL_NATS).sum().float(), sync_dist=True)
         return kl.detach().cpu()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

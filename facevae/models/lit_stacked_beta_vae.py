@@ -210,5 +210,5 @@ class StackedBetaVAEModule(BetaVAEModule):
         for k in range(len(self.members)):
             p = f"{member_prefix(k)}{stage}"
             self.log_dict({f"{p}/kl_dim/{i:0{width}d}": v for i, v in enumerate(kl[k])}, sync_dist=True)
-            self.log(f"{p}/active_units", (kl[k] > ACTIVE_KL_NATS).sum().float(), sync_dist=True)
+            self.log(f"{p}/active_units_kl", (kl[k] > ACTIVE_KL_NATS).sum().float(), sync_dist=True)
         return kl.detach().cpu()
