@@ -100,6 +100,10 @@ def datamodule_for(run: TrainedRun, overrides: dict | None = None) -> FaceCropDa
         dm = FaceCropDataModule(**data_cfg)
     except TypeError as err:
         raise FaceVAEError(f"{run.path}: its data config does not fit this version of facevae ({err})") from None
+    if dm.hparams.video and not dm.source.exists():  # the crops are found by the video's content: it is needed
+        raise FaceVAEError(
+            f"{dm.source}: the data {run.path.name} was trained on is not there; give data.video= where it is now"
+        )
     dm.load_state_dict({"split": run.meta["split"]})
     dm.setup("test")
     key = dm.data.manifest["key"]
