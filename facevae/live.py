@@ -55,6 +55,7 @@ from facevae.core.tensors import to_float_images, to_uint8_hwc
 from facevae.data.extract import ExtractionParams, prefetch
 from facevae.data.faces import CropParams, DetectorParams, FaceTracker, crop_square
 from facevae.data.video import Frame, iter_video_frames, probe_video
+from facevae.validation import check_config
 
 log = logging.getLogger(__name__)
 
@@ -844,6 +845,7 @@ def save_snapshot(image: np.ndarray, folder: Path, index: int) -> Path:
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="live")
 @exit_on_error
 def main(cfg: DictConfig) -> None:
+    check_config(cfg, "live")
     print("\n".join(live(cfg).lines()))
 
 

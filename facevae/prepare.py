@@ -11,10 +11,12 @@ from omegaconf import DictConfig
 from facevae.core.config import CONF_DIR
 from facevae.core.errors import exit_on_error
 from facevae.data.extract import format_summary
+from facevae.validation import check_config
 
 
 @exit_on_error
 def prepare(cfg: DictConfig) -> str:
+    check_config(cfg, "prepare")
     datamodule = hydra.utils.instantiate(cfg.data)
     result = datamodule.prepare_cache()
     if result.reused:

@@ -18,6 +18,7 @@ from facevae.core.errors import FaceVAEError, user_error
 from facevae.members import StackedRun, listed
 from facevae.models import StackedBetaVAEModule
 from facevae.sweeps import current_job, name_wandb_run
+from facevae.validation import check_config
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +51,14 @@ def checkpoint_monitor(cfg: DictConfig, model: pl.LightningModule) -> None:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit (and test) as the config says; returns the final metrics, the value a sweeper optimises among them."""
+    check_config(cfg, "train")  # every value, and a resume's checkpoint, before any data is extracted
     # Seeded first: the model's initial weights are drawn when it is built. Said in the log, not on stderr, where a
     # configuration error should be the only line.
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     log.info("seed %s", cfg.seed)
-    # Everything that can be wrong with the config fails here, before any data is extracted.
     datamodule = hydra.utils.instantiate(cfg.data)
     model = hydra.utils.instantiate(cfg.model)
     ckpt_path = cfg.get("ckpt_path")
-    check_resumable(ckpt_path, cfg)
     checkpoint_monitor(cfg, model)
     name_wandb_run(cfg, current_job())  # each job of a sweep is its own W&B run, grouped by sweep
     resolved = OmegaConf.to_container(cfg, resolve=True)

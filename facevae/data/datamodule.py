@@ -8,6 +8,7 @@ the host but the indices. On CPU the "device copy" is the cache itself.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
-from facevae.core.errors import FaceVAEError
+from facevae.core import rules
+from facevae.core.errors import require
 from facevae.data import split as splitting
 from facevae.data.cache import FaceCrops, load_cache
 from facevae.data.extract import ExtractionParams, ExtractionResult, format_summary, prepare_cache
@@ -116,13 +118,7 @@ class FaceCropDataModule(pl.LightningDataModule):
         progress: bool = True,
     ):
         super().__init__()
-        if on_device not in (True, False, "auto"):
-            raise FaceVAEError(f"data.on_device={on_device}: use auto, true or false")
-        if on_device is True and num_workers > 0:
-            raise FaceVAEError(
-                f"data.on_device=true gathers batches on the training device, in this process: "
-                f"data.num_workers={num_workers} would have nothing to do (set it to 0, or data.on_device=false)"
-            )
+        self.check_settings({k: v for k, v in locals().items() if k not in ("self", "__class__")})
         self.save_hyperparameters()
         self.params = ExtractionParams(
             fps=fps,
@@ -134,6 +130,31 @@ class FaceCropDataModule(pl.LightningDataModule):
         self.labels: np.ndarray | None = None  # 0 train, 1 val, 2 test, -1 gap; one per crop
         self._recorded_split: dict | None = None
         self._device_crops: dict[str, torch.Tensor] = {}  # the cache on each device batches went to, by name
+
+    @staticmethod
+    def check_settings(values: dict, prefix: str = "data") -> None:
+        """Every value of the data config, before any video is read (facevae.validation runs this for each command)."""
+        v = rules.with_defaults(FaceCropDataModule.__init__, values)
+        for key in ("video", "demo_video", "cache_dir"):
+            rules.text(f"{prefix}.{key}", v[key], optional=key == "video")
+        # A demo of a few seconds cannot be split into blocks; one of hours takes as long to make and to extract.
+        rules.number(f"{prefix}.demo_seconds", v["demo_seconds"], 10, 7200, why=" seconds")
+        ExtractionParams.check_settings(v, prefix)
+        splitting.check_settings(v, prefix)
+        rules.whole(f"{prefix}.split_seed", v["split_seed"], 0, 2**32 - 1)
+        # Batches larger than the data are one batch of all of it (EpochBatches); there is no upper bound to set.
+        rules.whole(f"{prefix}.batch_size", v["batch_size"], lo=1)
+        rules.whole(f"{prefix}.eval_batch_size", v["eval_batch_size"], lo=1)
+        cores = os.cpu_count() or 1
+        rules.whole(f"{prefix}.num_workers", v["num_workers"], 0, cores, why=f" (this machine has {cores} CPU cores)")
+        rules.choice(f"{prefix}.on_device", v["on_device"], ("auto", True, False))
+        require(
+            not (v["on_device"] is True and v["num_workers"] > 0),
+            f"{prefix}.on_device=true gathers batches on the training device, in this process: "
+            f"{prefix}.num_workers={v['num_workers']} would have nothing to do "
+            f"(set it to 0, or {prefix}.on_device=false)",
+        )
+        rules.flag(f"{prefix}.progress", v["progress"])
 
     @property
     def on_device(self) -> bool:
@@ -179,6 +200,11 @@ class FaceCropDataModule(pl.LightningDataModule):
                 hp.split_seed,
             )
         log.info("split by %g s blocks: %s", self.hparams.block_s, splitting.describe(self.labels))
+        require(
+            len(self.rows("train")) > 0,
+            f"data.gap_s={self.hparams.gap_s:g}: the gaps around the held-out blocks leave no frame to train on "
+            f"({splitting.describe(self.labels)}); use a smaller data.gap_s or a larger data.block_s",
+        )
 
     # -- the split, recorded in checkpoints so evaluation reuses it ----------------------------------------------
     def split_ranges(self) -> dict[str, list[list[int]]]:
