@@ -11,11 +11,10 @@ import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
-from facevae.callbacks import CheckpointMetadata, MeanFaceBaseline
-from facevae.core.checkpoint import CHECKPOINT_KEY, read_checkpoint
+from facevae.callbacks import AdoptBestCheckpoint, CheckpointMetadata, MeanFaceBaseline, StepSeeds
 from facevae.core.config import python_command
 from facevae.core.errors import FaceVAEError, user_error
-from facevae.members import StackedRun, listed
+from facevae.members import StackedRun
 from facevae.models import StackedBetaVAEModule
 from facevae.sweeps import current_job, name_wandb_run
 from facevae.validation import check_config
@@ -26,6 +25,8 @@ log = logging.getLogger(__name__)
 # the datamodule's, and a deprecation inside Lightning's own pytree helper.
 warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
 warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+# A resume into a new run directory: facevae.callbacks.AdoptBestCheckpoint carries the best checkpoint over itself.
+warnings.filterwarnings("ignore", message=".*The dirpath has changed from.*")
 
 
 def instantiate_group(group: DictConfig | None) -> list:
@@ -62,7 +63,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     checkpoint_monitor(cfg, model)
     name_wandb_run(cfg, current_job())  # each job of a sweep is its own W&B run, grouped by sweep
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    callbacks = instantiate_group(cfg.get("callbacks")) + [CheckpointMetadata(resolved)]
+    callbacks = instantiate_group(cfg.get("callbacks")) + [CheckpointMetadata(resolved), StepSeeds(cfg.seed)]
+    callbacks.append(AdoptBestCheckpoint())
     stacked = None
     if isinstance(model, StackedBetaVAEModule):  # one model per beta: each with its own loggers and checkpoints
         stacked = StackedRun(cfg, model, Path(resolved["paths"]["output_dir"]))
@@ -95,39 +97,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
             f"{len(model.diverged)} of {len(model.members)} betas diverged (see status.json); the others finished"
         )
     return metrics
-
-
-def check_resumable(ckpt_path: str | None, cfg: DictConfig) -> None:
-    """A checkpoint to resume from must exist and hold what this config trains, with its optimiser: checked before
-    any logger or directory is made, so a wrong resume is one line and leaves nothing behind."""
-    if not ckpt_path:
-        return
-    if not Path(ckpt_path).is_file():
-        raise FaceVAEError(f"ckpt_path={ckpt_path}: no such checkpoint to resume from")
-    ckpt = read_checkpoint(ckpt_path)
-    meta = ckpt[CHECKPOINT_KEY]
-    stacked_run = (meta.get("config") or {}).get("stacked_run")
-    if "optimizer_states" not in ckpt:
-        where = f"{stacked_run['dir']}/checkpoints/last.ckpt" if stacked_run else "the run's checkpoints/last.ckpt"
-        raise FaceVAEError(
-            f"ckpt_path={ckpt_path}: weights without the optimiser's state (a stacked run's member) cannot resume "
-            f"training; resume the whole stacked run from {where}"
-        )
-    trained = meta["model_class"].rpartition(".")[2]
-    configured = str(cfg.model.get("_target_", "")).rpartition(".")[2]
-    if trained != configured:
-        hint = ""
-        if trained == "StackedBetaVAEModule":
-            betas = listed(ckpt["hyper_parameters"]["betas"])
-            hint = f" (a stacked run: add sweep=beta_stacked model.betas=[{betas}])"
-        raise FaceVAEError(f"ckpt_path={ckpt_path}: trained as {trained}; this config trains {configured}{hint}")
-    if trained == "StackedBetaVAEModule":
-        betas, asked = list(ckpt["hyper_parameters"]["betas"]), [float(b) for b in cfg.model.betas]
-        if betas != asked:
-            raise FaceVAEError(
-                f"ckpt_path={ckpt_path}: its members were trained with model.betas=[{listed(betas)}], not "
-                f"[{listed(asked)}]; resume with sweep=beta_stacked model.betas=[{listed(betas)}]"
-            )
 
 
 def _fit_and_test(

@@ -92,7 +92,7 @@ def check_train(v: dict, cfg: DictConfig) -> None:
     _callbacks(v.get("callbacks") or {}, model_class)
     _does_something(v)
     if v.get("ckpt_path") is not None:
-        from facevae.training import check_resumable
+        from facevae.resume import check_resumable
 
         rules.text("ckpt_path", v["ckpt_path"], optional=True)
         check_resumable(v["ckpt_path"], cfg)

@@ -130,6 +130,7 @@ class FaceCropDataModule(pl.LightningDataModule):
         self.labels: np.ndarray | None = None  # 0 train, 1 val, 2 test, -1 gap; one per crop
         self._recorded_split: dict | None = None
         self._device_crops: dict[str, torch.Tensor] = {}  # the cache on each device batches went to, by name
+        self._order_seed = 0  # seeds the training batches' permutations; set by setup
 
     @staticmethod
     def check_settings(values: dict, prefix: str = "data") -> None:
@@ -184,6 +185,9 @@ class FaceCropDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.data is not None:
             return
+        # After seed_everything(seed), torch's initial seed is that seed: the permutations follow the run's seed. Read
+        # here, once: facevae.callbacks.StepSeeds reseeds torch at every step, and a loader made later must agree.
+        self._order_seed = torch.initial_seed() % 2**31
         # mmap=False: the whole cache (177 MB for a half-hour video) in memory makes each batch one gather.
         self.data = load_cache(self.prepare_cache().path, mmap=False)
         frames = self.data.frames["frame"].to_numpy()
@@ -246,8 +250,7 @@ class FaceCropDataModule(pl.LightningDataModule):
         rows = self.rows("train")
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        # After seed_everything(seed), torch's initial seed is that seed: the permutations follow the run's seed.
-        sampler = EpochBatches(len(rows), self.hparams.batch_size, torch.initial_seed() % 2**31, rank, world)
+        sampler = EpochBatches(len(rows), self.hparams.batch_size, self._order_seed, rank, world)
         return self._loader(rows, sampler)
 
     def val_dataloader(self) -> DataLoader:

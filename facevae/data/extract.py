@@ -96,7 +96,7 @@ def prepare_cache(
     source = Path(source).expanduser()
     images = check_source(source)
     sidecar = sidecar_for(source)
-    key = cache.cache_key(cache.source_identity(source, images), sidecar, params.as_dict())
+    key = cache_key_for(source, params, images)
     final = cache.cache_path(Path(cache_dir), source, key)
     if cache.is_complete(final):
         return ExtractionResult(final, True, cache.load_cache(final).manifest["counts"])
@@ -110,6 +110,13 @@ def prepare_cache(
             manifest = _manifest(source, key, params, summary, frames, sidecar)
             cache.write_cache(tmp, crops, frames, manifest)
     return ExtractionResult(final, False, summary)
+
+
+def cache_key_for(source: Path, params: ExtractionParams, images: list[Path] | None = None) -> str:
+    """The key of the cache these crops would be in, read from the source's identity without extracting anything."""
+    if images is None:
+        images = check_source(source)
+    return cache.cache_key(cache.source_identity(source, images), sidecar_for(source), params.as_dict())
 
 
 def check_source(source: Path) -> list[Path] | None:

@@ -26,11 +26,14 @@ from facevae.core.errors import require
 # Weights beyond this (1 GB in float32, 3 GB more with Adam's moments and the gradients) are a typo, not a face model:
 # refused before torch tries to allocate them. The seed's model has 783,235.
 MAX_PARAMETERS = 250_000_000
+# Beyond this many latents every analysis of the code (its covariance, traversals, the per-dimension charts) only
+# slows down: the unsupervised scores are O(D^3), half a second at 1024 on one core.
+MAX_LATENTS = 1024
 
 
 def check_network(latent_dim: int, channels: Sequence[int], hidden: int, image_size: int, members: int = 1) -> None:
     """The network's settings as the model config names them; image_size is data.size unless set apart."""
-    rules.whole("model.latent_dim", latent_dim, lo=1)
+    rules.whole("model.latent_dim", latent_dim, 1, MAX_LATENTS, why=" (the seed's model has 32)")
     channels = rules.whole_list("model.channels", channels, 1, 4096, max_len=8)
     rules.whole("model.hidden", hidden, lo=1)
     # Each conv halves the side exactly (kernel 4, stride 2, padding 1) and each transposed conv doubles

@@ -81,6 +81,8 @@ class BetaVAEModule(pl.LightningModule):
     already run the backward that Lightning's automatic loop would run, and the manual loop does less per step.
     """
 
+    # The settings that shape the weights: a checkpoint resumes only into a model built with the same.
+    weight_settings = ("latent_dim", "channels", "hidden", "image_size", "learn_sigma")
     # What a ModelCheckpoint may choose the best checkpoint by, and which way is better.
     checkpoint_metrics = {
         "val/loss": "min",

@@ -45,6 +45,8 @@ class WGANGPModule(pl.LightningModule):
 
     # No validation metric fit to choose checkpoints by: see the module docstring.
     checkpoint_monitor: str | None = None
+    # The settings that shape the weights: a checkpoint resumes only into a model built with the same.
+    weight_settings = ("latent_dim", "width", "image_size", "critic_layer_norm")
 
     def __init__(
         self,
