@@ -115,8 +115,8 @@ def _epochs_left(ckpt: dict, cfg: DictConfig, ckpt_path: str) -> None:
     done, planned = epochs_done(ckpt), cfg.trainer.max_epochs
     require(
         done < planned,
-        f"ckpt_path={ckpt_path}: already trained {done} epochs and trainer.max_epochs={planned}: nothing left to "
-        f"train; raise trainer.max_epochs to go on",
+        f"ckpt_path={ckpt_path}: already trained {done} epoch{'s' * (done != 1)} and trainer.max_epochs={planned}: "
+        "nothing left to train; raise trainer.max_epochs to go on",
     )
 
 

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import pytorch_lightning as pl
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY_POINTS = {
@@ -73,3 +76,33 @@ def assert_refused(result: subprocess.CompletedProcess, *words: str) -> str:
 def assert_succeeded(result: subprocess.CompletedProcess) -> None:
     assert result.returncode == 0, f"status {result.returncode}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     assert "Traceback" not in result.stderr + result.stdout, result.stderr[-3000:]
+
+
+def paths_under(root: Path) -> set[Path]:
+    """Every file and folder under root: what a refused command must not add to."""
+    return set(Path(root).rglob("*"))
+
+
+def assert_nothing_new(root: Path, before: set[Path]) -> None:
+    """No file or folder appeared under root since `paths_under(root)` (a refusal writes nothing, not even a run
+    directory)."""
+    new = sorted(str(p) for p in paths_under(root) - before)
+    assert not new, f"written by a refused command: {new[:10]}"
+
+
+class KillAtStep(pl.Callback):
+    """A training callback that kills its own process with SIGKILL as the given step starts: `kill -9` mid-epoch, at
+    a step known in advance. Given to train.py as `+callbacks.kill._target_=faults.KillAtStep +callbacks.kill.step=N`,
+    with this folder on PYTHONPATH (`tests_env()`)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def tests_env() -> dict:
+    """run_command's env for a command that imports this module (faults.KillAtStep)."""
+    return {"PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}

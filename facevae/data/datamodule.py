@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -67,10 +68,21 @@ class EpochBatches(Sampler):
     the permutations it would have seen. Every process gets the same number of batches, as DDP requires.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        epoch_of: Callable[[], int] | None = None,
+    ):
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
+        # Where the epoch is read from when an epoch's first batch is drawn (the trainer's count): Lightning makes the
+        # loader's iterator before it calls set_epoch, and on a resume it would hand out the permutation of epoch 0.
+        self.epoch_of = epoch_of
         # Static batch shapes: drop the ragged last batch, unless the set is smaller than one batch.
         self.drop_last = n >= batch_size * world_size
 
@@ -82,13 +94,16 @@ class EpochBatches(Sampler):
         return max(1, batches // self.world_size) if self.drop_last else batches
 
     def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        # A generator: the permutation is drawn at the epoch's first batch, when its number is known.
+        epoch = self.epoch_of() if self.epoch_of is not None else self.epoch
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         order = torch.randperm(self.n, generator=generator).tolist()
         batches = [order[i : i + self.batch_size] for i in range(0, self.n, self.batch_size)]
         if not self.drop_last:  # a set smaller than a batch per process: every process trains on all of it
-            return iter(batches)
+            yield from batches
+            return
         batches = batches[: len(self) * self.world_size]  # whole batches, the same count for every process
-        return iter(batches[self.rank :: self.world_size])
+        yield from batches[self.rank :: self.world_size]
 
 
 class FaceCropDataModule(pl.LightningDataModule):
@@ -250,8 +265,12 @@ class FaceCropDataModule(pl.LightningDataModule):
         rows = self.rows("train")
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        sampler = EpochBatches(len(rows), self.hparams.batch_size, self._order_seed, rank, world)
+        epoch_of = self._current_epoch if trainer is not None else None
+        sampler = EpochBatches(len(rows), self.hparams.batch_size, self._order_seed, rank, world, epoch_of)
         return self._loader(rows, sampler)
+
+    def _current_epoch(self) -> int:
+        return self.trainer.current_epoch
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")

@@ -160,7 +160,7 @@ class BetaVAEModule(pl.LightningModule):
             rules.number(f"{prefix}.beta", v["beta"], lo=0)
         rules.number(f"{prefix}.sigma", v["sigma"], above=0, why=" (the decoder's std on [0, 1] pixels)")
         rules.flag(f"{prefix}.learn_sigma", v["learn_sigma"])
-        rules.number(f"{prefix}.lr", v["lr"], above=0, hi=1, why=" (the learning rate)")
+        rules.number(f"{prefix}.lr", v["lr"], above=0, why=" (the learning rate)")
         rules.number_list(f"{prefix}.adam_betas", v["adam_betas"], 2, 0, 1)
         rules.whole(f"{prefix}.kl_warmup_steps", v["kl_warmup_steps"], lo=0, why=" (0 = off)")
         if v["capacity_max"] is not None:

@@ -80,7 +80,7 @@ class WGANGPModule(pl.LightningModule):
         rules.flag(f"{prefix}.critic_layer_norm", v["critic_layer_norm"])
         rules.whole(f"{prefix}.n_critic", v["n_critic"], 1, 100, why=" critic steps per generator step")
         rules.number(f"{prefix}.gp_weight", v["gp_weight"], lo=0)
-        rules.number(f"{prefix}.lr", v["lr"], above=0, hi=1, why=" (the learning rate)")
+        rules.number(f"{prefix}.lr", v["lr"], above=0, why=" (the learning rate)")
         rules.number_list(f"{prefix}.adam_betas", v["adam_betas"], 2, 0, 1)
 
     # --- the generator, as the beta-VAE's decoder is used -----------------------------------------------------
