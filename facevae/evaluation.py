@@ -25,7 +25,7 @@ from facevae.analysis.reconstruction import reconstruction_figure, reconstructio
 from facevae.analysis.sweep_report import SweepReport, sweep_report
 from facevae.analysis.sweep_report import log_to_wandb as log_sweep_to_wandb
 from facevae.core.device import pick_device
-from facevae.core.errors import FaceVAEError
+from facevae.core.errors import FaceVAEError, require
 from facevae.core.files import replacing_directory
 from facevae.data.cache import load_cache
 from facevae.data.datamodule import FaceCropDataModule
@@ -55,6 +55,11 @@ def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
     run = load_run(cfg.ckpt_path, pick_device(cfg.device))
     data_overrides = OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else {}
     dm = datamodule_for(run, data_overrides)
+    require(
+        len(dm.rows("test")) > 0,
+        f"{run.path}: its run held out no test blocks (data.test_fraction=0): no frame "
+        "the model never trained on to evaluate it with",
+    )
     encodes = hasattr(run.model, "encode")  # a generator alone (the WGAN) gets the sections that apply to samples
     smiles = _smile_crops(cfg, dm) if cfg.get("smiles") and encodes else None
     out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else evaluation_dir(run.path)

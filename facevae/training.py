@@ -109,6 +109,13 @@ def _fit_and_test(
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     best = _best_checkpoint(trainer)
+    if not best and not trainer.fast_dev_run and not getattr(model, "stacked", False):
+        # A run that ends before its first checkpoint (trainer.max_steps, max_time) would "finish" with nothing.
+        raise FaceVAEError(
+            f"training stopped at step {trainer.global_step} (epoch {trainer.current_epoch}) before writing any "
+            "checkpoint: train at least until the first validation (trainer.max_steps, trainer.max_time, "
+            "trainer.check_val_every_n_epoch)"
+        )
     if cfg.get("test") and best:
         test_metrics = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
         metrics.update({k: float(v) for k, v in (test_metrics[0] if test_metrics else {}).items()})

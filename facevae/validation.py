@@ -286,7 +286,12 @@ def _trainer(t: dict) -> None:
             f"first validation (no val metrics, no best checkpoint); validate every {epochs} epochs or fewer",
         )
     if t["val_check_interval"] is not None:
-        rules.number("trainer.val_check_interval", t["val_check_interval"], above=0)
+        # A share of each epoch: a number of steps could exceed an epoch's, which Lightning finds out only once the
+        # data is extracted (the demo's epoch is about 15 steps).
+        rules.number("trainer.val_check_interval", t["val_check_interval"], above=0, hi=1, why=" (a share of an epoch)")
+    max_time = t["max_time"]
+    ok = max_time is None or isinstance(max_time, dict) or (isinstance(max_time, str) and _is_duration(max_time))
+    require(ok, f"trainer.max_time={rules.shown(max_time)}: must be null or DD:HH:MM:SS, e.g. 00:12:00:00")
     rules.whole("trainer.log_every_n_steps", t["log_every_n_steps"] if t["log_every_n_steps"] is not None else 50, lo=1)
     rules.number("trainer.limit_train_batches", _or(t["limit_train_batches"], 1.0), above=0, why=" (0 trains nothing)")
     for key in ("limit_val_batches", "limit_test_batches", "overfit_batches"):
@@ -344,6 +349,11 @@ def _hardware(t: dict) -> None:
     require(ok, f"trainer.strategy={strategy}: must be auto, ddp, ddp_spawn, fsdp or single_device")
     precisions = (*typing.get_args(_PRECISION_INPUT_STR), *typing.get_args(_PRECISION_INPUT_INT))
     rules.choice("trainer.precision", t["precision"] if t["precision"] is not None else "32-true", precisions)
+
+
+def _is_duration(text: str) -> bool:
+    parts = text.split(":")
+    return len(parts) == 4 and all(p.isdigit() for p in parts) and any(int(p) for p in parts)
 
 
 def _or(value: Any, default: Any) -> Any:
