@@ -15,6 +15,7 @@ import hydra
 from omegaconf import DictConfig
 
 from facevae.analysis.compare import compare, markdown_table
+from facevae.core.config import check_command_line
 from facevae.core.errors import exit_on_error
 from facevae.evaluation import evaluate, evaluate_sweep, summary_lines
 from facevae.validation import check_config
@@ -38,4 +39,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_command_line("evaluate")  # Hydra's own refusals, in one line
     main()

@@ -34,6 +34,10 @@ from facevae.data.split import block_ids
 
 log = logging.getLogger(__name__)
 
+# Rows of traversals.png: every latent of the seed's 32, the 32 highest-KL ones of a larger code (a figure of a
+# thousand rows would take minutes to draw and could not be read).
+TRAVERSAL_ROWS = 32
+
 FIGURES = (
     "reconstruction.png",
     "interpolation.png",
@@ -132,7 +136,8 @@ def analyse(
 
     log.info("latent traversals")
     base = traversals.central_code(mu[test_rows])
-    metrics.update(traversals.traversal_figure(model, base, np.asarray(recon["kl_per_dim"]), out / "traversals.png"))
+    kl = np.asarray(recon["kl_per_dim"])
+    metrics.update(traversals.traversal_figure(model, base, kl, out / "traversals.png", max_dims=TRAVERSAL_ROWS))
 
     metrics.update(_smiles_and_shift(run, dm, cfg, out, mu, smiles))
     metrics.update(_disentanglement(dm, mu, cfg))

@@ -47,7 +47,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from facevae.analysis.checkpoint import TrainedRun, datamodule_for, load_run
 from facevae.analysis.encoding import encode_images
-from facevae.core.config import CONF_DIR
+from facevae.core.config import CONF_DIR, check_command_line
 from facevae.core.device import pick_device
 from facevae.core.errors import FaceVAEError, exit_on_error
 from facevae.core.files import atomic_file, file_identity
@@ -850,4 +850,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_command_line("live")  # Hydra's own refusals, in one line
     main()
