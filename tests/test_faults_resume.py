@@ -129,6 +129,20 @@ def test_a_run_killed_with_sigkill_mid_epoch_resumes_exactly(tmp_path, long_clip
     assert_resumed_exactly(tmp_path / "straight", tmp_path / "resumed", first_step=18)
 
 
+def test_an_epochs_batches_follow_the_epoch_of_its_first_batch():
+    """Lightning makes a loader's iterator before it says which epoch starts (and on a resume, before the epoch it
+    resumes at): the permutation is drawn when the first batch is, for the epoch the trainer is in then."""
+    from facevae.data.datamodule import EpochBatches
+
+    epoch = {"now": 0}
+    lazy = EpochBatches(40, 8, seed=5, epoch_of=lambda: epoch["now"])
+    batches = iter(lazy)  # made during epoch 0...
+    epoch["now"] = 3  # ...first drawn from in epoch 3
+    told = EpochBatches(40, 8, seed=5)
+    told.set_epoch(3)
+    assert list(batches) == list(told) != list(EpochBatches(40, 8, seed=5))
+
+
 # -- wrong resumes ---------------------------------------------------------------------------------------------------
 
 
