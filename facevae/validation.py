@@ -333,8 +333,9 @@ def _hardware(t: dict) -> None:
     if accelerator == "mps":
         require(torch.backends.mps.is_available(), "trainer.accelerator=mps: no Apple GPU here; use auto or cpu")
     on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and gpus > 0)
-    have = gpus if on_gpu else os.cpu_count() or 1
-    what = f"{have} {'GPUs' if on_gpu else 'CPU cores'}"
+    cores = os.cpu_count() or 1
+    have = gpus if on_gpu else max(2, cores)  # DDP on CPU: a process a core, two even on one
+    what = f"{gpus} GPUs" if on_gpu else f"{cores} CPU cores"
     devices = t["devices"]
     if devices != "auto":
         listed = devices if isinstance(devices, list) else None

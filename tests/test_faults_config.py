@@ -109,6 +109,7 @@ TRAIN = [
     ("data.cache_dir=''", "data.cache_dir"),
     ("+data.bogus=1", "data.bogus"),
     # model
+    ("model.latent_dim=1", "model.latent_dim=1", "two latents"),
     ("model.latent_dim=0", "model.latent_dim=0"),
     ("model.latent_dim=100000000", "model.latent_dim=100000000"),
     ("model.latent_dim=abc", "model.latent_dim=abc"),

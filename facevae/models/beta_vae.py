@@ -33,7 +33,10 @@ MAX_LATENTS = 1024
 
 def check_network(latent_dim: int, channels: Sequence[int], hidden: int, image_size: int, members: int = 1) -> None:
     """The network's settings as the model config names them; image_size is data.size unless set apart."""
-    rules.whole("model.latent_dim", latent_dim, 1, MAX_LATENTS, why=" (the seed's model has 32)")
+    # Two at least: the analyses look at the code in a plane (the smile plot's PCA, the live view's map, the
+    # three-point interpolation) and score pairs of latents.
+    why = " (every analysis needs two latents; the seed's model has 32)"
+    rules.whole("model.latent_dim", latent_dim, 2, MAX_LATENTS, why=why)
     channels = rules.whole_list("model.channels", channels, 1, 4096, max_len=8)
     rules.whole("model.hidden", hidden, lo=1)
     # Each conv halves the side exactly (kernel 4, stride 2, padding 1) and each transposed conv doubles
