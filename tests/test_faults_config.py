@@ -342,9 +342,8 @@ def test_each_value_a_sweep_will_try_is_checked_before_any_job(tmp_path, command
 
 BOUNDARY = [
     ("train", ["data.batch_size=0"], {}, "data.batch_size=0"),
-    ("train", ["model.latent_dim=0"], {}, "model.latent_dim=0"),
-    ("train", [], {"WANDB_MODE": "bogus"}, "WANDB_MODE=bogus"),
     ("train", [], {"WANDB_MODE": "online", "WANDB_API_KEY": ""}, "WANDB_MODE=offline"),
+    ("train", ["model.betaa=4"], {}, "+model.betaa=4"),  # Hydra's own refusals, in one line too
     ("prepare", ["data.size=63"], {}, "data.size=63"),
     ("evaluate", ["ckpt_path=given.ckpt", "n_samples=0"], {}, "n_samples=0"),
     ("live", ["ckpt_path=given.ckpt", "source=-1", "output=view.mp4"], {}, "source=-1"),
@@ -368,6 +367,9 @@ def test_the_entry_points_refuse_in_one_line_and_write_nothing(tmp_path, command
     "command, args",
     [
         ("train", ["trainer.max_epochs=0"]),
+        ("train", ["model.latent_dim=1"]),
+        ("train", ["model=nope"]),
+        ("prepare", ["data=nope"]),
         ("train", ["data.val_fraction=0"]),
         ("train", ["seed=-1"]),
         ("train", ["data.num_workers=-1"]),
