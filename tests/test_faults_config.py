@@ -105,7 +105,7 @@ TRAIN = [
     ("data.video=/no/such/video.mp4", "/no/such/video.mp4"),
     ("data.demo_seconds=0", "data.demo_seconds=0"),
     ("data.demo_seconds=1e9", "data.demo_seconds"),
-    ("data.block_s=100", "too short", "data.block_s"),
+    ("data.block_s=100", "data.block_s=100: the data spans 180 s in 2 blocks", "too few"),
     ("data.cache_dir=''", "data.cache_dir"),
     ("+data.bogus=1", "data.bogus"),
     # model

@@ -61,8 +61,9 @@ def held_out_blocks(
     n_test = max(1, round(test_fraction * n_blocks)) if test_fraction > 0 else 0
     require(
         n_blocks >= n_val + n_test + 1,
-        f"the data spans {spans}{n_blocks} blocks of data.block_s={block_s:g} s: too short to hold out {n_val} val "
-        f"and {n_test} test blocks; use a longer video or a smaller data.block_s",
+        f"data.block_s={block_s:g}: the data spans {spans}{n_blocks} block{'s' * (n_blocks != 1)} of that length, too "
+        f"few to hold out {n_val} val and {n_test} test and train on the rest; use a longer video or a smaller "
+        "data.block_s",
     )
     return n_val, n_test
 
