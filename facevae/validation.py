@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
 import netrc
 import os
 import sys
@@ -121,7 +122,7 @@ def check_evaluate(v: dict, cfg: DictConfig) -> None:
     if v.get("compare") is not None:
         paths = v["compare"] if isinstance(v["compare"], list) else [v["compare"]]
         for path in paths:
-            _file(f"compare=[{','.join(map(str, paths))}]: {path}", path, "checkpoint")
+            _file("compare", path, "checkpoint")
     if v.get("smiles") is not None:
         _path("smiles", v["smiles"])
     rules.text("output_dir", v.get("output_dir"), optional=True)
@@ -229,7 +230,7 @@ def _source(data: dict, train: bool) -> None:
     else:
         return  # a photo folder has no time to split by
     if seconds == seconds:  # NaN: the container does not say
-        n_blocks = int(seconds // data["block_s"]) + 1
+        n_blocks = math.ceil(seconds / data["block_s"])
         fractions = data["val_fraction"], data["test_fraction"]
         split.held_out_blocks(n_blocks, data["block_s"], *fractions, f"{seconds:g} s in ")
 
@@ -271,6 +272,12 @@ def _trainer(t: dict) -> None:
     rules.known_keys("trainer", values, pl.Trainer.__init__, "pytorch_lightning.Trainer")
     t = rules.with_defaults(pl.Trainer.__init__, values)
     _hardware(t)
+    _schedule(t)
+    _switches(t)
+
+
+def _schedule(t: dict) -> None:
+    """How long the run trains, and how often it validates, logs and checks."""
     epochs = rules.whole("trainer.max_epochs", t["max_epochs"], lo=1, why=" (epochs to train)")
     if t["min_epochs"] is not None:
         rules.whole("trainer.min_epochs", t["min_epochs"], 0, epochs, why=" (trainer.max_epochs)")
@@ -297,6 +304,10 @@ def _trainer(t: dict) -> None:
     for key in ("limit_val_batches", "limit_test_batches", "overfit_batches"):
         rules.number(f"trainer.{key}", _or(t[key], 1.0 if key != "overfit_batches" else 0.0), lo=0)
     rules.whole("trainer.num_sanity_val_steps", _or(t["num_sanity_val_steps"], 2), lo=-1)
+
+
+def _switches(t: dict) -> None:
+    """The Trainer's switches: those the models cannot take, and those that would keep nothing of the run."""
     rules.whole("trainer.reload_dataloaders_every_n_epochs", t["reload_dataloaders_every_n_epochs"], lo=0)
     # The models step their optimisers themselves (manual optimisation), which Lightning's accumulation and clipping
     # do not support.
