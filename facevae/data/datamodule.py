@@ -243,6 +243,13 @@ class FaceCropDataModule(pl.LightningDataModule):
             self._recorded_split = state["split"]
             if self.data is not None:
                 self.labels = splitting.labels_from_ranges(self.data.frames["frame"].to_numpy(), state["split"])
+        key = state.get("cache_key")
+        if key is not None and self.data is not None:  # a resume: its split's frames must be these crops' frames
+            require(
+                key == self.data.manifest["key"],
+                f"{self.source}: not the crops the checkpoint trained on (crop cache {self.data.manifest['key']}, "
+                f"trained on {key} from {state.get('source')}); resume with the data it was trained on",
+            )
 
     # -- access for callbacks and analyses -----------------------------------------------------------------------
     def rows(self, split: str) -> np.ndarray:
