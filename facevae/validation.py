@@ -330,7 +330,10 @@ def _switches(t: dict) -> None:
     )
     if t["default_root_dir"] is not UNRESOLVED:
         rules.text("trainer.default_root_dir", t["default_root_dir"], optional=True)
-    rules.choice("trainer.profiler", t["profiler"], (None, "simple", "advanced", "pytorch"))
+    if isinstance(t["profiler"], dict):  # a profiler built from its own config (the bench's)
+        _target_class("trainer.profiler", t["profiler"].get("_target_"))
+    else:
+        rules.choice("trainer.profiler", t["profiler"], (None, "simple", "advanced", "pytorch"))
 
 
 def _hardware(t: dict) -> None:
