@@ -39,7 +39,10 @@ def step_seed(seed: int, epoch: int, batch: int, stage: str = "train") -> int:
 
 def seed_all(seed: int) -> None:
     """torch (CPU and every GPU), numpy's global generator and Python's random, from one 64-bit seed."""
-    torch.manual_seed(seed)
+    if torch.cuda.is_initialized() or torch.backends.mps.is_available():
+        torch.manual_seed(seed)
+    else:  # CPU alone: torch.manual_seed would also queue a seed for a GPU never started, at 0.1 ms a call
+        torch.default_generator.manual_seed(seed)
     np.random.seed(seed % 2**32)
     random.seed(seed)
 
