@@ -110,10 +110,11 @@ def check_prepare(v: dict, cfg: DictConfig) -> None:
 def check_evaluate(v: dict, cfg: DictConfig) -> None:
     given = [key for key in ("ckpt_path", "sweep_dir", "compare") if v.get(key) not in (None, "", [])]
     require(
-        len(given) == 1,
-        "give one of ckpt_path=PATH (one checkpoint), sweep_dir=DIR (a train.py -m sweep) or compare=[PATH,PATH]"
-        + (f", not {' and '.join(given)} together" if given else ""),
+        len(given) > 0,
+        "nothing to evaluate: give ckpt_path=PATH, sweep_dir=DIR (a train.py -m sweep), or compare=[PATH,PATH] for a "
+        "side-by-side table",
     )
+    require(len(given) == 1, f"give one of ckpt_path=, sweep_dir= or compare=, not {' and '.join(given)} together")
     if v.get("ckpt_path") is not None:
         _file("ckpt_path", v["ckpt_path"], "checkpoint")
     if v.get("sweep_dir") is not None:
