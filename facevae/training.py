@@ -11,7 +11,13 @@ import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
-from facevae.callbacks import AdoptBestCheckpoint, CheckpointMetadata, MeanFaceBaseline, StepSeeds
+from facevae.callbacks import (
+    AdoptBestCheckpoint,
+    CheckpointMetadata,
+    MeanFaceBaseline,
+    StepSeeds,
+    ValidateLastEpoch,
+)
 from facevae.core.config import python_command
 from facevae.core.errors import FaceVAEError, user_error
 from facevae.members import StackedRun
@@ -64,7 +70,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     name_wandb_run(cfg, current_job())  # each job of a sweep is its own W&B run, grouped by sweep
     resolved = OmegaConf.to_container(cfg, resolve=True)
     callbacks = instantiate_group(cfg.get("callbacks")) + [CheckpointMetadata(resolved), StepSeeds(cfg.seed)]
-    callbacks.append(AdoptBestCheckpoint())
+    callbacks += [AdoptBestCheckpoint(), ValidateLastEpoch()]
     stacked = None
     if isinstance(model, StackedBetaVAEModule):  # one model per beta: each with its own loggers and checkpoints
         stacked = StackedRun(cfg, model, Path(resolved["paths"]["output_dir"]))

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import numpy as np
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
 from hydra.experimental.callback import Callback
@@ -231,9 +232,13 @@ def _source(data: dict, train: bool) -> None:
     else:
         return  # a photo folder has no time to split by
     if seconds == seconds:  # NaN: the container does not say
+        # The split of every frame kept at data.fps: what extraction gives when it finds the face in each.
         n_blocks = math.ceil(seconds / data["block_s"])
         fractions = data["val_fraction"], data["test_fraction"]
         split.held_out_blocks(n_blocks, data["block_s"], *fractions, f"{seconds:g} s in ")
+        times = np.arange(0.0, seconds, 1.0 / data["fps"])
+        labels = split.time_block_split(times, data["block_s"], data["gap_s"], *fractions, data["split_seed"])
+        split.require_training_frames(labels, data["gap_s"])
 
 
 def _data_pointer(data: dict) -> None:
@@ -286,13 +291,8 @@ def _schedule(t: dict) -> None:
         t["max_steps"] == -1 or (_is_whole(t["max_steps"]) and t["max_steps"] >= 1),
         f"trainer.max_steps={rules.shown(t['max_steps'])}: must be -1 (no limit) or a whole number >= 1",
     )
-    if t["check_val_every_n_epoch"] is not None:
-        every = rules.whole("trainer.check_val_every_n_epoch", t["check_val_every_n_epoch"], lo=1)
-        require(
-            every <= epochs,
-            f"trainer.check_val_every_n_epoch={every}: the run ends after trainer.max_epochs={epochs}, before its "
-            f"first validation (no val metrics, no best checkpoint); validate every {epochs} epochs or fewer",
-        )
+    if t["check_val_every_n_epoch"] is not None:  # the last epoch validates too (facevae.callbacks.ValidateLastEpoch)
+        rules.whole("trainer.check_val_every_n_epoch", t["check_val_every_n_epoch"], lo=1)
     if t["val_check_interval"] is not None:
         # A share of each epoch: a number of steps could exceed an epoch's, which Lightning finds out only once the
         # data is extracted (the demo's epoch is about 15 steps).

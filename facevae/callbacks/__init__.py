@@ -7,6 +7,7 @@ from facevae.callbacks.checkpoint_metadata import CheckpointMetadata
 from facevae.callbacks.images import PriorInterpolation, PriorSamples, ReconstructionGrid
 from facevae.callbacks.latent_analysis import LatentAnalysis
 from facevae.callbacks.resumption import AdoptBestCheckpoint, StepSeeds
+from facevae.callbacks.schedule import ValidateLastEpoch
 from facevae.callbacks.statistics import KLPerDimChart, MeanFaceBaseline
 
 __all__ = [
@@ -19,4 +20,5 @@ __all__ = [
     "PriorSamples",
     "ReconstructionGrid",
     "StepSeeds",
+    "ValidateLastEpoch",
 ]

@@ -219,11 +219,7 @@ class FaceCropDataModule(pl.LightningDataModule):
                 hp.split_seed,
             )
         log.info("split by %g s blocks: %s", self.hparams.block_s, splitting.describe(self.labels))
-        require(
-            len(self.rows("train")) > 0,
-            f"data.gap_s={self.hparams.gap_s:g}: the gaps around the held-out blocks leave no frame to train on "
-            f"({splitting.describe(self.labels)}); use a smaller data.gap_s or a larger data.block_s",
-        )
+        splitting.require_training_frames(self.labels, self.hparams.gap_s)
 
     # -- the split, recorded in checkpoints so evaluation reuses it ----------------------------------------------
     def split_ranges(self) -> dict[str, list[list[int]]]:

@@ -68,6 +68,15 @@ def held_out_blocks(
     return n_val, n_test
 
 
+def require_training_frames(labels: np.ndarray, gap_s: float) -> None:
+    """Some frame is left to train on once the gaps around the held-out blocks are dropped."""
+    require(
+        bool((labels == 0).any()),
+        f"data.gap_s={gap_s:g}: the gaps around the held-out blocks leave no frame to train on ({describe(labels)}); "
+        "use a smaller data.gap_s or a larger data.block_s",
+    )
+
+
 def _drop_gaps(
     times: np.ndarray, labels: np.ndarray, block: np.ndarray, block_s: float, gap_s: float, block_split: np.ndarray
 ) -> np.ndarray:
