@@ -27,7 +27,7 @@ from facevae.analysis.sampler_eval import check_sampler
 from facevae.analysis.sweep_report import SweepReport, sweep_report
 from facevae.analysis.sweep_report import log_to_wandb as log_sweep_to_wandb
 from facevae.core.device import pick_device
-from facevae.core.errors import FaceVAEError
+from facevae.core.errors import FaceVAEError, require
 from facevae.core.files import write_text
 from facevae.core.outputs import OutputKind, output_folder
 from facevae.data.cache import load_cache
@@ -37,6 +37,10 @@ from facevae.data.split import block_ids
 from facevae.metrics.psnr import mean_face_psnr
 
 log = logging.getLogger(__name__)
+
+# Rows of traversals.png: every latent of the seed's 32, the 32 highest-KL ones of a larger code (a figure of a
+# thousand rows would take minutes to draw and could not be read).
+TRAVERSAL_ROWS = 32
 
 FIGURES = (
     "reconstruction.png",
@@ -79,6 +83,11 @@ def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
     with output_folder(out_dir, EVALUATION) as tmp:  # checked before any work: it never replaces a user's files
         data_overrides = OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else {}
         dm = datamodule_for(run, data_overrides)
+        require(
+            len(dm.rows("test")) > 0,
+            f"{run.path}: its run held out no test blocks (data.test_fraction=0): no frame "
+            "the model never trained on to evaluate it with",
+        )
         encodes = hasattr(run.model, "encode")  # a generator alone (the WGAN) gets the sections that apply to samples
         smiles = _smile_crops(cfg, dm) if cfg.get("smiles") and encodes else None
         if encodes:
@@ -159,7 +168,11 @@ def analyse(
     base = traversals.central_code(mu[test_rows])
     ranges = traversals.data_ranges(mu[dm.rows("train")])
     kl_dims = np.asarray(recon["kl_per_dim"])
-    metrics.update(traversals.traversal_figure(model, base, kl_dims, out / "traversals.png", values=ranges))
+    metrics.update(
+        traversals.traversal_figure(
+            model, base, kl_dims, out / "traversals.png", values=ranges, max_dims=TRAVERSAL_ROWS
+        )
+    )
 
     metrics.update(_smiles_and_shift(run, dm, cfg, out, mu, smiles))
     metrics.update(_disentanglement(dm, mu, cfg))

@@ -47,7 +47,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from facevae.analysis.checkpoint import TrainedRun, datamodule_for, load_run
 from facevae.analysis.encoding import encode_images
-from facevae.core.config import CONF_DIR
+from facevae.core.config import CONF_DIR, check_command_line
 from facevae.core.device import pick_device
 from facevae.core.errors import FaceVAEError, exit_on_error
 from facevae.core.files import atomic_file, file_identity
@@ -55,6 +55,7 @@ from facevae.core.tensors import to_float_images, to_uint8_hwc
 from facevae.data.extract import ExtractionParams, prefetch
 from facevae.data.faces import CropParams, DetectorParams, FaceTracker, crop_square
 from facevae.data.video import Frame, iter_video_frames, probe_video
+from facevae.validation import check_config
 
 log = logging.getLogger(__name__)
 
@@ -844,8 +845,10 @@ def save_snapshot(image: np.ndarray, folder: Path, index: int) -> Path:
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="live")
 @exit_on_error
 def main(cfg: DictConfig) -> None:
+    check_config(cfg, "live")
     print("\n".join(live(cfg).lines()))
 
 
 if __name__ == "__main__":
+    check_command_line("live")  # Hydra's own refusals, in one line
     main()

@@ -20,12 +20,15 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import pytorch_lightning as pl
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY_POINTS = {
@@ -254,3 +257,31 @@ def assert_succeeded(result: subprocess.CompletedProcess) -> None:
 
 if __name__ == "__main__":
     _drive(*sys.argv[1:3])
+def paths_under(root: Path) -> set[Path]:
+    """Every file and folder under root: what a refused command must not add to."""
+    return set(Path(root).rglob("*"))
+
+
+def assert_nothing_new(root: Path, before: set[Path]) -> None:
+    """No file or folder appeared under root since `paths_under(root)` (a refusal writes nothing, not even a run
+    directory)."""
+    new = sorted(str(p) for p in paths_under(root) - before)
+    assert not new, f"written by a refused command: {new[:10]}"
+
+
+class KillAtStep(pl.Callback):
+    """A training callback that kills its own process with SIGKILL as the given step starts: `kill -9` mid-epoch, at
+    a step known in advance. Given to train.py as `+callbacks.kill._target_=faults.KillAtStep +callbacks.kill.step=N`,
+    with this folder on PYTHONPATH (`tests_env()`)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def tests_env() -> dict:
+    """run_command's env for a command that imports this module (faults.KillAtStep)."""
+    return {"PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}

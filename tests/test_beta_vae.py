@@ -108,8 +108,8 @@ def test_other_sizes_compute_the_flatten_size(latent_dim, channels, image_size, 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"image_size": 60}, "image_size=60: must be a multiple of 16"),
-        ({"image_size": 8}, "image_size=8"),
+        ({"image_size": 60}, "size=60: must be a multiple of 16"),
+        ({"image_size": 8}, "size=8"),
         ({"latent_dim": 0}, "latent_dim=0"),
         ({"channels": ()}, "channels"),
     ],
@@ -159,12 +159,12 @@ def test_to_float_images_and_on_after_batch_transfer():
     [
         ({"beta": -1.0}, "model.beta=-1.0"),
         ({"sigma": 0.0}, "model.sigma=0.0"),
-        ({"lr": 0}, "model.lr=0.0"),
+        ({"lr": 0}, "model.lr=0:"),
         ({"adam_betas": (0.9,)}, "model.adam_betas"),
         ({"kl_warmup_steps": -5}, "model.kl_warmup_steps=-5"),
-        ({"capacity_max": -1}, "model.capacity_max=-1.0"),
+        ({"capacity_max": -1}, "model.capacity_max=-1:"),
         ({"capacity_steps": -1}, "model.capacity_steps=-1"),
-        ({"image_size": 60}, "model.image_size=60"),
+        ({"image_size": 60}, "data.size=60"),
     ],
 )
 def test_invalid_settings_raise_one_line_error(kwargs, message):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import logging
 import sys
 from collections.abc import Callable
 from typing import TypeVar
@@ -31,6 +32,7 @@ def exit_on_error(fn: Callable[..., T]) -> Callable[..., T]:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        notices_to_the_log()
         try:
             return fn(*args, **kwargs)
         except Exception as err:
@@ -91,3 +93,16 @@ def _disk_reason(err: OSError) -> str:
     if err.errno in (errno.EACCES, errno.EPERM):
         return "permission denied"
     return err.strerror or str(err)
+def notices_to_the_log() -> None:
+    """In a command run by Hydra, Lightning's notices and Python's warnings go where Hydra's log goes (the console's
+    stdout and the run's log file), so that stderr holds what went wrong and nothing else: an `error:` line."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch", "lightning.fabric"):
+        lightning = logging.getLogger(name)  # imported before Hydra set up logging, it added its own stderr handler
+        for handler in list(lightning.handlers):
+            lightning.removeHandler(handler)
+        lightning.propagate = True
+    logging.captureWarnings(True)

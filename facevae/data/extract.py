@@ -22,6 +22,7 @@ import pandas as pd
 from tqdm import tqdm
 
 import facevae
+from facevae.core import rules
 from facevae.core.errors import FaceVAEError
 from facevae.core.files import atomic_directory, build_lock, require_folder, writing
 from facevae.data import cache
@@ -53,13 +54,21 @@ class ExtractionParams:
     detector: DetectorParams = field(default_factory=DetectorParams)
 
     def __post_init__(self) -> None:
-        if not 0 < self.fps <= MAX_FPS:
-            raise FaceVAEError(f"data.fps={self.fps}: must be > 0 and <= {MAX_FPS:g} frames per second")
-        if not (isinstance(self.size, int) and SIZE_RANGE[0] <= self.size <= SIZE_RANGE[1]):
-            raise FaceVAEError(f"data.size={self.size}: must be an integer from {SIZE_RANGE[0]} to {SIZE_RANGE[1]}")
-        if not 0.3 <= self.crop.scale <= 2.0:
-            raise FaceVAEError(f"data.crop_scale={self.crop.scale}: must be from 0.3 to 2.0 (share of the face box)")
+        values = {"fps": self.fps, "size": self.size, "crop_scale": self.crop.scale, "crop_shift_y": self.crop.shift_y}
+        values |= {"detect_width": self.detector.detect_width, "min_face": self.detector.min_face}
+        self.check_settings(values)
         self.crop = dataclasses.replace(self.crop, size=self.size)
+
+    @staticmethod
+    def check_settings(values: dict, prefix: str = "data") -> None:
+        """The extraction settings as the data config names them (fps, size, crop_scale, ...)."""
+        rules.number(f"{prefix}.fps", values["fps"], above=0, hi=MAX_FPS, why=" frames per second")
+        rules.whole(f"{prefix}.size", values["size"], *SIZE_RANGE, why=" pixels")
+        rules.number(f"{prefix}.crop_scale", values["crop_scale"], 0.3, 2.0, why=" (a share of the face box)")
+        rules.number(f"{prefix}.crop_shift_y", values["crop_shift_y"], -0.5, 0.5, why=" (a share of the face box)")
+        # The cascade's frame: narrower than 32 pixels finds no face, wider than 4096 only costs time and memory.
+        rules.whole(f"{prefix}.detect_width", values["detect_width"], 32, 4096, why=" pixels")
+        rules.number(f"{prefix}.min_face", values["min_face"], above=0, below=1, why=" (a share of the frame height)")
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -85,9 +94,9 @@ def prepare_cache(
 ) -> ExtractionResult:
     """Return the cache for this source and these parameters, extracting it first when there is none."""
     source = Path(source).expanduser()
-    images = _check_source(source)
+    images = check_source(source)
     sidecar = sidecar_for(source)
-    key = cache.cache_key(cache.source_identity(source, images), sidecar, params.as_dict())
+    key = cache_key_for(source, params, images)
     require_folder(Path(cache_dir), "data.cache_dir")
     final = cache.cache_path(Path(cache_dir), source, key)
     reused = _reusable(final)
@@ -139,7 +148,14 @@ def _discard_damaged(final: Path) -> None:
         final.rmdir()
 
 
-def _check_source(source: Path) -> list[Path] | None:
+def cache_key_for(source: Path, params: ExtractionParams, images: list[Path] | None = None) -> str:
+    """The key of the cache these crops would be in, read from the source's identity without extracting anything."""
+    if images is None:
+        images = check_source(source)
+    return cache.cache_key(cache.source_identity(source, images), sidecar_for(source), params.as_dict())
+
+
+def check_source(source: Path) -> list[Path] | None:
     """Fail early, before any directory is made, on a source that cannot be read."""
     if not source.exists():
         raise FaceVAEError(f"{source}: no such file or folder")

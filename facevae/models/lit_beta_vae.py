@@ -28,10 +28,11 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 from torchmetrics.image import PeakSignalNoiseRatio
 
-from facevae.core.errors import FaceVAEError, require
+from facevae.core import rules
+from facevae.core.errors import FaceVAEError
 from facevae.core.tensors import to_float_images
 from facevae.models import speed
-from facevae.models.beta_vae import BetaVAE
+from facevae.models.beta_vae import BetaVAE, check_network
 from facevae.models.objectives import VAELoss, beta_vae_loss, capacity_at, kl_warmup_weight
 from facevae.models.ssim import SSIM
 
@@ -67,6 +68,10 @@ class KLPerDim(Metric):
     def compute(self) -> Tensor:
         return self.total / self.count.clamp(min=1.0)
 
+    def per_dim(self) -> Tensor:
+        """compute() in the states' shape: torchmetrics would squeeze a single latent's value to a scalar."""
+        return self.compute().reshape(self.total.shape)
+
 
 class BetaVAEModule(pl.LightningModule):
     """A beta-VAE with a Gaussian decoder of fixed or learned sigma, trained with Adam.
@@ -83,6 +88,19 @@ class BetaVAEModule(pl.LightningModule):
     The optimizer is stepped by training_step itself (Lightning's manual optimization): a replayed graph has
     already run the backward that Lightning's automatic loop would run, and the manual loop does less per step.
     """
+
+    # The settings that shape the weights: a checkpoint resumes only into a model built with the same.
+    weight_settings = ("latent_dim", "channels", "hidden", "image_size", "learn_sigma")
+    # What a ModelCheckpoint may choose the best checkpoint by, and which way is better.
+    checkpoint_metrics = {
+        "val/loss": "min",
+        "val/neg_elbo": "min",
+        "val/recon": "min",
+        "val/kl": "min",
+        "val/psnr": "max",
+        "val/ssim": "max",
+        "val/active_units": "max",
+    }
 
     def __init__(
         self,
@@ -105,33 +123,13 @@ class BetaVAEModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.automatic_optimization = False  # training_step steps Adam: see the class docstring
+        BetaVAEModule.check_settings({k: v for k, v in locals().items() if k not in ("self", "__class__")})
         # Plain lists, from a YAML ListConfig or a Python tuple: hparams.yaml and checkpoints stay plain.
         channels = [int(c) for c in channels]
         adam_betas = [float(b) for b in adam_betas]
         beta, sigma, lr = float(beta), float(sigma), float(lr)
         capacity_max = None if capacity_max is None else float(capacity_max)
         capacity_gamma = float(capacity_gamma)
-        require(math.isfinite(beta) and beta >= 0, f"model.beta={beta}: must be a finite number >= 0")
-        require(math.isfinite(sigma) and sigma > 0, f"model.sigma={sigma}: the decoder's std must be > 0")
-        require(math.isfinite(lr) and lr > 0, f"model.lr={lr}: the learning rate must be > 0")
-        require(
-            learn_sigma in SIGMA_MODES,
-            f"model.learn_sigma={learn_sigma}: use false, true, optimal or optimal_per_pixel",
-        )
-        require(
-            len(adam_betas) == 2 and all(0 <= b < 1 for b in adam_betas),
-            f"model.adam_betas={adam_betas}: need two numbers in [0, 1)",
-        )
-        require(kl_warmup_steps >= 0, f"model.kl_warmup_steps={kl_warmup_steps}: must be >= 0 (0 = off)")
-        require(
-            capacity_max is None or (math.isfinite(capacity_max) and capacity_max >= 0),
-            f"model.capacity_max={capacity_max}: must be null (off) or a number of nats >= 0",
-        )
-        require(capacity_steps >= 0, f"model.capacity_steps={capacity_steps}: must be >= 0")
-        require(
-            math.isfinite(capacity_gamma) and capacity_gamma >= 0,
-            f"model.capacity_gamma={capacity_gamma}: must be a finite number >= 0",
-        )
         # Checked now, resolved for the device at fit start.
         self.compile_setting = speed.compile_setting(compile)
         self.graph_setting = speed.graph_setting(cuda_graph)
@@ -163,6 +161,26 @@ class BetaVAEModule(pl.LightningModule):
         self._read_every: int | None = None  # steps between reads inside trainer.fit; None: every step
         self._compiled_objective = None  # set at fit start when compiling
         self._captured: speed.CapturedStep | None = None  # set at fit start when capturing
+
+    @staticmethod
+    def check_settings(values: dict, prefix: str = "model") -> None:
+        """Every value of the model config, before anything is built (facevae.validation runs this for each command)."""
+        v = rules.with_defaults(BetaVAEModule.__init__, values)
+        check_network(v["latent_dim"], v["channels"], v["hidden"], v["image_size"], v.get("members", 1))
+        if v["beta"] is not None:  # the stacked model's members take theirs from model.betas
+            rules.number(f"{prefix}.beta", v["beta"], lo=0)
+        rules.number(f"{prefix}.sigma", v["sigma"], above=0, why=" (the decoder's std on [0, 1] pixels)")
+        rules.choice(f"{prefix}.learn_sigma", v["learn_sigma"], SIGMA_MODES)
+        rules.number(f"{prefix}.lr", v["lr"], above=0, why=" (the learning rate)")
+        rules.number_list(f"{prefix}.adam_betas", v["adam_betas"], 2, 0, 1)
+        rules.whole(f"{prefix}.kl_warmup_steps", v["kl_warmup_steps"], lo=0, why=" (0 = off)")
+        if v["capacity_max"] is not None:
+            rules.number(f"{prefix}.capacity_max", v["capacity_max"], lo=0, why=" nats (or null: off)")
+        rules.whole(f"{prefix}.capacity_steps", v["capacity_steps"], lo=0)
+        rules.number(f"{prefix}.capacity_gamma", v["capacity_gamma"], lo=0)
+        speed.compile_setting(v["compile"])
+        speed.graph_setting(v["cuda_graph"])
+        rules.flag(f"{prefix}.channels_last", v["channels_last"])
 
     # --- the objective --------------------------------------------------------------------------------------
 
@@ -392,7 +410,7 @@ class BetaVAEModule(pl.LightningModule):
 
     def _log_kl_per_dim(self, stage: str) -> Tensor:
         metric = self.kl_per_dim[stage]
-        kl = metric.compute()  # already reduced over DDP processes: the same on every rank
+        kl = metric.per_dim()  # already reduced over DDP processes: the same on every rank
         metric.reset()
         width = max(2, len(str(self.hparams.latent_dim - 1)))
         # sync_dist only tells Lightning these are whole-run values; averaging equal values changes nothing.
