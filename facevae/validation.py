@@ -33,6 +33,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from facevae.core import rules
+from facevae.core.checkpoint import read_checkpoint
 from facevae.core.device import check_device
 from facevae.core.errors import FaceVAEError, require, user_error
 
@@ -258,6 +259,8 @@ def _path(key: str, value: Any) -> Path:
 def _file(key: str, value: Any, what: str) -> Path:
     rules.text(key, value, why=f" (a {what})")
     path = Path(value).expanduser()
+    if what == "checkpoint" and path.is_dir():
+        read_checkpoint(path)  # refuses the folder, naming the checkpoint inside it to give instead
     require(path.is_file(), f"{key}={value}: no such {what}" + (" (it is a folder)" if path.is_dir() else ""))
     return path
 

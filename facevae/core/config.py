@@ -56,6 +56,8 @@ def check_writable_folder(folder: Path, setting: str) -> None:
     except FaceVAEError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+
+
 def check_command_line(config_name: str, args: list[str] | None = None) -> None:
     """Hydra's own refusals of a command line (a key that is not a setting, a config choice that does not exist, an
     override it cannot parse) as one `error:` line and exit status 2, like every other bad input. Flags (-m, --cfg,

@@ -93,6 +93,8 @@ def _disk_reason(err: OSError) -> str:
     if err.errno in (errno.EACCES, errno.EPERM):
         return "permission denied"
     return err.strerror or str(err)
+
+
 def notices_to_the_log() -> None:
     """In a command run by Hydra, Lightning's notices and Python's warnings go where Hydra's log goes (the console's
     stdout and the run's log file), so that stderr holds what went wrong and nothing else: an `error:` line."""
