@@ -3,6 +3,7 @@ the latent map's cache, and the refusals (no display, bad checkpoint or source).
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from collections import deque
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,23 +19,18 @@ import torch
 from conftest import make_train_cfg
 from hydra import compose, initialize_config_dir
 
-from facevae import live as live_module
 from facevae import training
 from facevae.analysis.checkpoint import load_run
 from facevae.core.errors import FaceVAEError
 from facevae.data.synthetic import render_frame
 from facevae.data.video import Frame
-from facevae.live import (
-    DIM,
-    POINT,
-    VIEW_SIZE,
-    FaceCode,
-    LiveView,
-    latent_map_from,
-    latent_map_path,
-    live,
-    load_latent_map,
-)
+from facevae.live import loop as live_loop
+from facevae.live.face import FaceCode
+from facevae.live.latent_map import latent_map_from, latent_map_path, load_latent_map
+from facevae.live.loop import LiveSummary
+from facevae.live.settings import validate
+from facevae.live.view import DIM, POINT, VIEW_SIZE, LiveView
+from facevae.live.window import WindowError
 
 ROOT = Path(__file__).resolve().parents[1]
 NEUTRAL = dict(smile=0.0, brow=0.0, gaze=0.0, roll=0.0, yaw=0.0, light=1.0, scale=1.0, dx=0.0, dy=0.0)
@@ -42,6 +39,11 @@ NEUTRAL = dict(smile=0.0, brow=0.0, gaze=0.0, roll=0.0, yaw=0.0, light=1.0, scal
 def live_cfg(ckpt: Path, source: Path | int, *overrides: str):
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         return compose("live", overrides=[f"ckpt_path={ckpt}", f"source={source}", *overrides])
+
+
+def live(cfg) -> LiveSummary:
+    """What `python -m facevae.live` runs, in this process."""
+    return live_loop.live(validate(cfg))
 
 
 def write_clip(path: Path, frames: list[np.ndarray], fps: int = 30) -> Path:
@@ -228,26 +230,83 @@ def test_bad_checkpoint_source_or_output_fail_in_one_line(checkpoint, demo_clip,
     assert not (tmp_path / "v.mp4").exists()
 
 
-def test_in_a_window_s_saves_a_snapshot_r_clears_the_trail_and_q_quits(
-    checkpoint, demo_clip, tmp_path, monkeypatch, capsys
+class ScriptedWindow:
+    """Stands in for the window process: the keys a user presses after each view, or a close, or a crash.
+
+    The real window is tested in a real X server by test_live_window.py; this one runs anywhere and checks what
+    the loop does with each key, frame by frame.
+    """
+
+    def __init__(self, script: list):
+        self.script = iter(script)
+        self.shown: list[np.ndarray] = []
+        self.closed = False
+        self.ended = False
+
+    def __call__(self) -> ScriptedWindow:  # replaces the Window class: the loop "starts" this one
+        return self
+
+    def show(self, image: np.ndarray) -> None:
+        self.shown.append(image.copy())
+
+    def keys(self) -> list[int]:
+        step = next(self.script, None)
+        if step == "close":
+            self.closed = True
+            return []
+        if step == "crash":
+            raise WindowError("qt.qpa.xcb: could not connect to display")
+        return [] if step is None else [ord(step)]
+
+    def close(self) -> None:
+        self.ended = True
+
+
+@pytest.fixture
+def scripted_window(monkeypatch):
+    def install(script: list) -> ScriptedWindow:
+        window = ScriptedWindow(script)
+        monkeypatch.setattr(live_loop, "has_display", lambda: True)
+        monkeypatch.setattr(live_loop, "Window", window)
+        return window
+
+    return install
+
+
+def test_in_a_window_s_saves_the_view_shown_r_clears_the_trail_and_q_quits(
+    checkpoint, demo_clip, tmp_path, monkeypatch, capsys, scripted_window
 ):
-    # No display here: OpenCV's window calls are replaced, the loop around them is the real one.
-    keys = iter([ord("s"), -1, ord("r"), -1, ord("q")])
-    shown, trail_lengths = [], []
-    monkeypatch.setattr(live_module, "has_display", lambda: True)
-    monkeypatch.setattr(live_module.cv2, "namedWindow", lambda *args: None)
-    monkeypatch.setattr(live_module.cv2, "imshow", lambda name, image: shown.append(image.shape))
-    monkeypatch.setattr(live_module.cv2, "waitKey", lambda ms: next(keys, -1))
-    monkeypatch.setattr(live_module.cv2, "getWindowProperty", lambda *args: 1.0)
-    monkeypatch.setattr(live_module.cv2, "destroyAllWindows", lambda: None)
+    window = scripted_window(["s", None, "r", None, "q"])
+    trail_lengths = []
     draw = LiveView.draw
     monkeypatch.setattr(LiveView, "draw", lambda self, *a: trail_lengths.append(len(a[3])) or draw(self, *a))
     summary = live(live_cfg(checkpoint, demo_clip, f"snapshot_dir={tmp_path / 'shots'}"))
-    assert summary.frames == 5 and shown == [(VIEW_SIZE[1], VIEW_SIZE[0], 3)] * 5
-    assert trail_lengths == [1, 2, 3, 1, 2]
+    assert summary.frames == 5 and [v.shape for v in window.shown] == [(VIEW_SIZE[1], VIEW_SIZE[0], 3)] * 5
+    assert trail_lengths == [1, 2, 3, 1, 2] and window.ended
     snapshots = list((tmp_path / "shots").glob("live-*-000000.png"))
     assert len(snapshots) == 1 and str(snapshots[0]) in capsys.readouterr().out
+    np.testing.assert_array_equal(cv2.imread(str(snapshots[0])), window.shown[0])  # the view as it was shown
     assert summary.coords_csv is None and summary.output is None
+    assert not list((tmp_path / "shots").glob(".*"))  # no temporary left behind
+
+
+def test_closing_the_window_ends_the_run_cleanly(checkpoint, demo_clip, tmp_path, caplog, scripted_window):
+    window = scripted_window([None, None, "close"])
+    with caplog.at_level(logging.INFO):
+        summary = live(live_cfg(checkpoint, demo_clip, f"coords_csv={tmp_path / 'c.csv'}"))
+    assert summary.frames == 3 and window.ended
+    assert "the window was closed: finishing" in caplog.text
+    assert len(pd.read_csv(tmp_path / "c.csv")) == 3  # what was seen is kept
+
+
+def test_a_window_that_cannot_open_is_one_line_naming_the_headless_way(checkpoint, demo_clip, scripted_window):
+    window = scripted_window(["crash"])
+    with pytest.raises(
+        FaceVAEError,
+        match=r"window could not be shown \(qt.qpa.xcb: could not connect to display\); pass output=demo.mp4",
+    ):
+        live(live_cfg(checkpoint, demo_clip))
+    assert window.ended
 
 
 def _run_cli(*args: str, display: bool, cwd: Path) -> subprocess.CompletedProcess:
@@ -288,4 +347,4 @@ def test_live_module_restores_torch_threads(checkpoint, demo_clip, tmp_path):
     before = torch.get_num_threads()
     live(live_cfg(checkpoint, demo_clip, f"output={tmp_path / 'v.mp4'}", "max_frames=3", "threads=1"))
     assert torch.get_num_threads() == before
-    assert live_module.latent_map_path(checkpoint).is_file()
+    assert latent_map_path(checkpoint).is_file()
