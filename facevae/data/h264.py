@@ -47,6 +47,7 @@ class H264Writer:
         # The temporary keeps the suffix: PyAV picks the container format from it.
         self.tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.partial{self.path.suffix}")
         self.time_base = time_base
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.container = av.open(str(self.tmp), mode="w")
         try:
             self.stream = self._add_stream(fps, size, preset, crf)
