@@ -111,7 +111,7 @@ def _with_threads(run: TrainedRun, threads: int, work: Callable[[], LiveSummary]
     before = torch.get_num_threads()
     try:
         if run.model.device.type == "cpu":
-            torch.set_num_threads(before)
+            torch.set_num_threads(threads)
         return work()
     finally:
         torch.set_num_threads(before)
