@@ -99,3 +99,26 @@ def live_checkpoint(long_clip, tmp_path_factory) -> Path:
     finally:
         torch.set_num_threads(threads)
     return tmp / "run" / "checkpoints" / "last.ckpt"
+
+
+class ScriptedCamera:
+    """Stands in for `cv2.VideoCapture(index)`: delivers the given BGR frames, then fails to read as an unplugged
+    camera does. What no test machine has (a webcam, v4l2loopback) is replaced at the one call that opens it."""
+
+    def __init__(self, frames: list, opened: bool = True, fps: float = 0.0) -> None:
+        self.frames = list(frames)
+        self.opened = opened
+        self.fps = fps  # many webcams report 0
+        self.released = False
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return self.opened
+
+    def read(self):
+        return (True, self.frames.pop(0)) if self.frames else (False, None)
+
+    def get(self, prop: int) -> float:
+        return self.fps
+
+    def release(self) -> None:
+        self.released = True

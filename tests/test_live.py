@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import ScriptedCamera
 from hydra import compose, initialize_config_dir
 
 from facevae.analysis.checkpoint import load_run
@@ -23,6 +24,7 @@ from facevae.core.errors import FaceVAEError
 from facevae.data.synthetic import render_frame
 from facevae.data.video import Frame
 from facevae.live import loop as live_loop
+from facevae.live import sources as live_sources
 from facevae.live.face import FaceCode, FaceEncoder
 from facevae.live.latent_map import latent_map_from, latent_map_path, load_latent_map
 from facevae.live.loop import LiveSummary
@@ -204,6 +206,22 @@ def test_bad_checkpoint_source_or_output_fail_in_one_line(checkpoint, demo_clip,
     assert not (tmp_path / "v.mp4").exists()
 
 
+def test_a_camera_runs_through_the_same_loop_and_ends_cleanly_when_it_stops(
+    checkpoint, demo_clip, tmp_path, monkeypatch, caplog
+):
+    # The demo clip's frames, delivered as a webcam would (BGR, at its own pace): the capture is the only stand-in.
+    camera = ScriptedCamera([rgb[..., ::-1].copy() for rgb in decoded(demo_clip)[:40]])
+    monkeypatch.setattr(live_sources, "_open_capture", lambda index: camera)
+    out = tmp_path / "camera.mp4"
+    with caplog.at_level(logging.INFO):
+        summary = live(live_cfg(checkpoint, 0, f"output={out}"))
+    assert summary.frames == 40 and summary.faces >= 38 and camera.released
+    assert "camera 0 stopped giving frames after 40: finishing" in caplog.text
+    coords = pd.read_csv(summary.coords_csv)
+    assert len(coords) == 40 and np.all(np.diff(coords["time_s"]) > 0)  # timed by the wall clock as they came
+    assert len(decoded(out)) == 40
+
+
 class ScriptedWindow:
     """Stands in for the window process: the keys a user presses after each view, or a close, or a crash.
 
@@ -329,3 +347,11 @@ def test_the_model_runs_on_the_threads_asked_for_and_the_callers_setting_comes_b
     live(live_cfg(checkpoint, demo_clip, f"output={tmp_path / 'v.mp4'}", "max_frames=3", "threads=1"))
     assert during == [1, 1, 1] and torch.get_num_threads() == 2
     assert latent_map_path(checkpoint).is_file()
+
+
+def test_the_window_process_never_loads_pyav():
+    # PyAV's bundled libxcb, once loaded, hangs OpenCV's Qt window (see facevae/live/window.py): the window process
+    # imports facevae, facevae.live and facevae.live.window, and none of them may bring PyAV in.
+    probe = "import sys, cv2, facevae.live.window; sys.exit(sorted(m for m in sys.modules if m.split('.')[0] == 'av'))"
+    result = subprocess.run([sys.executable, "-c", probe], env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert result.returncode == 0

@@ -1,32 +1,16 @@
-"""`python -m facevae.live ckpt_path=PATH source=0|clip.mp4 [output=demo.mp4]`: the live view from the command line.
+"""`python -m facevae.live`: see `facevae.live.cli`.
 
-The closing lines are the run's summary; with output=, the coordinates table and the video last. Bad input ends
-in one `error:` line on stderr; Ctrl-C before the first frame ends in one line too (during the run it finishes
-the run: the video and the table are written with the frames seen so far).
+Ctrl-C during the run finishes it: the view's video and the coordinates are written with the frames seen so far.
+Before the first frame (torch and Lightning take seconds to import, a latent map to fit) it ends the command with
+one line and status 130; nothing is left half-written, since every file goes to a temporary first.
 """
-
-from __future__ import annotations
 
 import sys
 
-import hydra
-from omegaconf import DictConfig
+try:
+    from facevae.live.cli import main  # inside the try: Ctrl-C during these imports ends in one line too
 
-from facevae.core.config import CONF_DIR
-from facevae.core.errors import exit_on_error
-from facevae.live.loop import live
-from facevae.live.settings import validate
-
-
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="live")
-@exit_on_error
-def main(cfg: DictConfig) -> None:
-    print("\n".join(live(validate(cfg)).lines()))
-
-
-if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        print("interrupted: nothing was written", file=sys.stderr)
-        sys.exit(130)
+    main()
+except KeyboardInterrupt:
+    print("interrupted", file=sys.stderr)
+    sys.exit(130)

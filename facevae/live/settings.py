@@ -89,7 +89,10 @@ def _source(value) -> int | Path:
         return index
     if not isinstance(value, str):
         raise FaceVAEError(f"source={value}: must be a camera index (0, 1, ...) or a video file")
-    return Path(value).expanduser()
+    path = Path(value).expanduser()
+    if path.is_dir():
+        raise FaceVAEError(f"source={value}: is a folder; the live view plays a video file or a camera (source=0)")
+    return path
 
 
 def _optional_path(cfg: DictConfig, name: str) -> Path | None:

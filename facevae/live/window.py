@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 TITLE = "facevae live"
 HEADER = struct.Struct("<III")  # height, width, channels of the uint8 pixels that follow
 CLOSE_TIMEOUT_S = 5.0
+REASON = "facevae-window: "  # marks the window process's own one-line reason for ending, among Qt's warnings
 
 
 class WindowError(RuntimeError):
@@ -96,8 +97,8 @@ class Window:
     def _failure(self) -> str:
         """Why the process ended: the first thing it said (Qt's own reason, such as no display), or its status."""
         lines = [line for line in self._errors if line.strip()]
-        reason = lines[0] if lines else f"exit status {self._process.returncode}"
-        return reason
+        own = [line.removeprefix(REASON) for line in lines if line.startswith(REASON)]
+        return (own or lines or [f"exit status {self._process.returncode}"])[0]
 
     def _read_events(self) -> None:
         for line in self._process.stdout:
@@ -207,6 +208,16 @@ def main() -> None:
         _run_window(sys.argv[1] if len(sys.argv) > 1 else TITLE, events)
     except BrokenPipeError:
         pass  # the parent has gone: nobody is left to show anything to
+    except Exception as err:  # noqa: BLE001 - the parent turns this line into its one-line error
+        print(REASON + _reason(err), file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
+def _reason(err: Exception) -> str:
+    message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if "not implemented" in message:  # cv2.error from a build without a GUI backend
+        return "this OpenCV build cannot show windows (opencv-python-headless?): pip install opencv-python"
+    return f"{type(err).__name__}: {message}"
 
 
 if __name__ == "__main__":
