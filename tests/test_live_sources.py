@@ -111,10 +111,10 @@ def test_paths_that_exist_or_cannot_be_written_are_refused(tmp_path, monkeypatch
     Path("afile").write_text("not a folder")
     cases = {
         "output=folder.mp4": None,  # fine: a new file
-        "output=folder": "output=folder: must end in",
+        "output=folder": "output=folder: is a folder; name a file in it, e.g. folder/live.mp4",
         "output=taken.mp4": "output=taken.mp4: exists (pass overwrite=true to replace it",
         "output=afile/v.mp4": "output=afile/v.mp4: afile is a file, not a folder",
-        "output=v.mp4 coords_csv=folder": "coords_csv=folder: must end in .csv",
+        "output=v.mp4 coords_csv=folder": "coords_csv=folder: is a folder; name a file in it, e.g. folder/live.csv",
         "snapshot_dir=afile": "snapshot_dir=afile: afile is a file, not a folder",
     }
     Path("dir.mp4").mkdir()

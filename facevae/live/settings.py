@@ -105,10 +105,10 @@ def _optional_path(cfg: DictConfig, name: str) -> Path | None:
 
 
 def _check_output(path: Path, name: str, suffixes: tuple[str, ...], overwrite: bool) -> None:
-    if path.suffix.lower() not in suffixes:
-        raise FaceVAEError(f"{name}={path}: must end in {', '.join(suffixes)}")
     if path.is_dir():
         raise FaceVAEError(f"{name}={path}: is a folder; name a file in it, e.g. {path / ('live' + suffixes[0])}")
+    if path.suffix.lower() not in suffixes:
+        raise FaceVAEError(f"{name}={path}: must end in {', '.join(suffixes)}")
     if path.exists() and not overwrite:
         raise FaceVAEError(f"{name}={path}: exists (pass overwrite=true to replace it, or name another file)")
     _check_folder(path.parent, name, path)
