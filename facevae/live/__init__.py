@@ -12,6 +12,7 @@ frame, the crop and its reconstruction, the point on a plane through the trainin
     window.py       showing it, in a process that never imports PyAV
     writer.py       or writing it to an H.264 video
     loop.py         the loop that ties them together, and its summary
+    cli.py          the command line (Hydra's conf/live.yaml); __main__.py runs it
 
 This file imports nothing: the window process imports `facevae.live.window` alone, and must not load PyAV.
 """
