@@ -27,6 +27,7 @@ from facevae.live.window import TITLE
 
 Xlib = pytest.importorskip("Xlib", reason="python-xlib is a dev dependency: pip install -e '.[dev]'")
 from Xlib import XK, X, display, protocol  # noqa: E402
+from Xlib.error import XError  # noqa: E402
 from Xlib.ext import xtest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,11 +118,19 @@ def wait_for(what: str, check, process: subprocess.Popen, timeout_s: float):
     pytest.fail(f"no {what} after {timeout_s} s:\n{out}\n{err[-3000:]}")
 
 
-def showing_a_frame(screen: Screen, window) -> np.ndarray | None:
-    """What the window shows once its camera panel holds a frame of the clip (not the empty panel), else None."""
-    pixels = screen.pixels(window)
+def showing_a_frame(screen: Screen):
+    """The window and what it shows, once its camera panel holds a frame of the clip (not the empty panel).
+
+    The window is looked up each time: Qt may replace the first X window it made for a new one, and a window that
+    has gone (an X error) is simply not showing anything yet.
+    """
+    try:
+        window = screen.find(TITLE)
+        pixels = screen.pixels(window) if window is not None else None
+    except XError:
+        return None
     x, y, w, h = CAMERA
-    return pixels if pixels[y : y + h, x : x + w].std() > 20 else None
+    return (window, pixels) if pixels is not None and pixels[y : y + h, x : x + w].std() > 20 else None
 
 
 def static_mask() -> np.ndarray:
@@ -150,8 +159,7 @@ def test_the_window_shows_the_view_s_saves_it_and_q_quits(x_server, live_checkpo
     started = time.monotonic()
     process = start_live(x_server, live_checkpoint, long_clip, tmp_path)
     try:
-        window = wait_for("a window", lambda: screen.find(TITLE), process, STARTUP_S)
-        shown = wait_for("a frame in the window", lambda: showing_a_frame(screen, window), process, STARTUP_S)
+        window, shown = wait_for("a frame in a window", lambda: showing_a_frame(screen), process, STARTUP_S)
         opened_s = time.monotonic() - started
         assert shown.shape == (VIEW_SIZE[1], VIEW_SIZE[0], 3)
         screen.press(window, "s")
@@ -182,7 +190,8 @@ def test_the_close_button_ends_the_run_cleanly(x_server, live_checkpoint, long_c
     screen = Screen(x_server)
     process = start_live(x_server, live_checkpoint, long_clip, tmp_path)
     try:
-        window = wait_for("a window", lambda: screen.find(TITLE), process, STARTUP_S)
+        # A user clicks on a window they see: one that is mapped and shows a frame.
+        window, _ = wait_for("a frame in a window", lambda: showing_a_frame(screen), process, STARTUP_S)
         screen.close_button(window)
         out, err = finish(process)
     finally:
