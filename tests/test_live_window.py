@@ -1,9 +1,10 @@
-"""The live view in a real window: `python -m facevae.live` on a clip, shown by OpenCV's Qt backend in an X server.
+"""The live view in a real window: `python -m facevae.live` on a clip, shown by OpenCV's Qt backend in an X server;
+and the window process's watchdog, with stand-ins that need no display.
 
 Xvfb is the X server (Debian's `xvfb` package; `.ci/run` installs it). The test talks to it as a window manager and
 a keyboard would, through python-xlib: it finds the window by its title, reads back what the window shows, types
 keys with the XTEST extension (as a real keyboard's events arrive) and asks the window to close as a title bar's
-close button does (WM_DELETE_WINDOW). Without Xvfb the tests are skipped, saying so.
+close button does (WM_DELETE_WINDOW). Without Xvfb those tests are skipped, saying so.
 """
 
 from __future__ import annotations
@@ -19,19 +20,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from Xlib import XK, X, display, protocol
+from Xlib.error import XError
+from Xlib.ext import xtest
 
 from facevae.analysis.checkpoint import load_run
+from facevae.live import window as window_module
 from facevae.live.latent_map import load_latent_map
 from facevae.live.view import BARS, CAMERA, MAP, VIEW_SIZE, LiveView
-from facevae.live.window import TITLE
-
-Xlib = pytest.importorskip("Xlib", reason="python-xlib is a dev dependency: pip install -e '.[dev]'")
-from Xlib import XK, X, display, protocol  # noqa: E402
-from Xlib.error import XError  # noqa: E402
-from Xlib.ext import xtest  # noqa: E402
+from facevae.live.window import TITLE, Window, WindowError
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.skipif(
+needs_x = pytest.mark.skipif(
     not sys.platform.startswith("linux") or shutil.which("Xvfb") is None,
     reason="needs Linux and Xvfb (apt-get install xvfb; .ci/run installs it)",
 )
@@ -154,6 +154,7 @@ def finish(process: subprocess.Popen) -> tuple[str, str]:
         pytest.fail(f"the live view did not finish within {RUN_S} s:\n{out}\n{err[-3000:]}")
 
 
+@needs_x
 def test_the_window_shows_the_view_s_saves_it_and_q_quits(x_server, live_checkpoint, long_clip, tmp_path):
     screen = Screen(x_server)
     started = time.monotonic()
@@ -186,6 +187,7 @@ def test_the_window_shows_the_view_s_saves_it_and_q_quits(x_server, live_checkpo
     print(f"window with the first frame {opened_s:.1f} s after the command started")
 
 
+@needs_x
 def test_the_close_button_ends_the_run_cleanly(x_server, live_checkpoint, long_clip, tmp_path):
     screen = Screen(x_server)
     process = start_live(x_server, live_checkpoint, long_clip, tmp_path)
@@ -200,3 +202,48 @@ def test_the_close_button_ends_the_run_cleanly(x_server, live_checkpoint, long_c
     assert "Traceback" not in out + err
     assert "the window was closed: finishing" in out
     assert out.splitlines()[-2].startswith("frames ")
+
+
+# A window process that reads the views and never answers, as OpenCV's window does when it stalls; and one that says
+# it is alive every 0.1 s and ends with its input, as a working one does.
+SILENT = "import sys; sys.stdin.buffer.read()"
+ALIVE = """
+import os, sys, threading, time
+threading.Thread(target=lambda: (sys.stdin.buffer.read(), os._exit(0)), daemon=True).start()
+while True:
+    print("alive", flush=True)
+    time.sleep(0.1)
+"""
+
+
+def show_for(window: Window, seconds: float) -> None:
+    view = np.zeros((8, 8, 3), np.uint8)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        window.show(view)
+        window.keys()
+        time.sleep(0.02)
+
+
+def test_a_window_that_stops_answering_is_opened_again_then_given_up(monkeypatch, caplog):
+    monkeypatch.setattr(window_module, "COMMAND", [sys.executable, "-c", SILENT])
+    monkeypatch.setattr(window_module, "STALL_S", 0.5)
+    monkeypatch.setattr(window_module, "RESTARTS", 1)
+    window = Window()
+    first = window._child.process
+    with pytest.raises(WindowError, match="^the window stopped answering 2 times$"):
+        show_for(window, 30)
+    assert window.restarts == 1 and first.returncode is not None  # the stalled one was ended, not left behind
+    assert caplog.text.count("the window stopped answering for 0.5 s: opening it again") == 1
+    window.close()
+
+
+def test_a_window_that_answers_is_kept(monkeypatch):
+    monkeypatch.setattr(window_module, "COMMAND", [sys.executable, "-c", ALIVE])
+    monkeypatch.setattr(window_module, "STALL_S", 0.5)
+    window = Window()
+    show_for(window, 2)
+    assert window.restarts == 0 and not window.closed
+    started = time.monotonic()
+    window.close()
+    assert window._child.process.returncode == 0 and time.monotonic() - started < 3  # it ended with its input

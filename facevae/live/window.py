@@ -26,6 +26,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from typing import IO
 
@@ -34,78 +35,133 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 TITLE = "facevae live"
+COMMAND = [sys.executable, "-m", "facevae.live.window"]  # the window process, given the title as its argument
 HEADER = struct.Struct("<III")  # height, width, channels of the uint8 pixels that follow
 CLOSE_TIMEOUT_S = 5.0
 REASON = "facevae-window: "  # marks the window process's own one-line reason for ending, among Qt's warnings
 
 
+# OpenCV's Qt window sometimes never paints and never returns from its first waitKey (Qt's timer for it does not
+# fire; seen in about 1 of 15 starts under a load of 10 on 2 cores, in Xvfb). The window process says it is alive
+# after each waitKey; one silent for STALL_S after its first view is replaced by a fresh one, at most RESTARTS times.
+ALIVE_EVERY_S = 0.5
+STALL_S = 8.0
+RESTARTS = 3
+
+
 class WindowError(RuntimeError):
-    """The window process ended without being asked to: the window system refused it, or it crashed."""
+    """The window process ended without being asked to (the window system refused it, it crashed) or kept stalling."""
 
 
 class Window:
     """The view on screen, shown by the window process: `show` a view, then ask for the `keys` pressed since."""
 
     def __init__(self, title: str = TITLE) -> None:
-        command = [sys.executable, "-m", "facevae.live.window", title]
+        self.title = title
         self.closed = False  # by the user, with the window's close button
-        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self._events: queue.Queue[str] = queue.Queue()
-        self._errors: deque[str] = deque(maxlen=20)
-        self._reader = _start(self._read_events, "facevae-window-events")
-        _start(self._read_errors, "facevae-window-stderr")
+        self.restarts = 0
+        self._child = _Child(title)
 
     def show(self, image: np.ndarray) -> None:
         """Send one BGR view; the window shows the latest it received."""
-        if self.closed:
-            return
-        image = np.ascontiguousarray(image, np.uint8)
-        try:
-            self._process.stdin.write(HEADER.pack(*image.shape))
-            self._process.stdin.write(image.data)
-            self._process.stdin.flush()
-        except OSError:  # the process has ended: keys() says why
-            pass
+        if not self.closed:
+            self._child.send(np.ascontiguousarray(image, np.uint8))
 
     def keys(self) -> list[int]:
         """The keys pressed since the last call (their low 8 bits, as `cv2.waitKey() & 0xFF`)."""
-        if self._process.poll() is not None:
-            self._reader.join()  # every event the process wrote is queued once its stdout has ended
+        child = self._child
+        ended = child.ended()
         keys = []
-        while not self._events.empty():
-            kind, _, value = self._events.get_nowait().partition(" ")
+        for kind, value in child.events():
             if kind == "key":
                 keys.append(int(value))
             elif kind == "closed":
                 self.closed = True
-        if self._process.poll() is not None and not self.closed:
-            raise WindowError(self._failure())
+        if ended and not self.closed:
+            raise WindowError(child.failure())
+        if not self.closed and child.stalled():
+            self._restart()
         return keys
 
     def close(self) -> None:
         """End the window process (it closes the window on its way out)."""
+        self._child.close()
+
+    def _restart(self) -> None:
+        if self.restarts == RESTARTS:
+            raise WindowError(f"the window stopped answering {RESTARTS + 1} times")
+        log.warning("the window stopped answering for %g s: opening it again", STALL_S)
+        self._child.kill()
+        self._child = _Child(self.title)
+        self.restarts += 1
+
+
+class _Child:
+    """One window process, and what it has said: events on stdout, Qt's warnings on stderr."""
+
+    def __init__(self, title: str) -> None:
+        self.process = subprocess.Popen([*COMMAND, title], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._events: queue.Queue[str] = queue.Queue()
+        self._errors: deque[str] = deque(maxlen=20)
+        self._heard: float | None = None  # when it last said it was alive; None until it was sent a view
+        self._reader = _start(self._read_events, "facevae-window-events")
+        _start(self._read_errors, "facevae-window-stderr")
+
+    def send(self, image: np.ndarray) -> None:
+        if self._heard is None:
+            self._heard = time.monotonic()  # the stall clock starts with the first view
         try:
-            self._process.stdin.close()
+            self.process.stdin.write(HEADER.pack(*image.shape))
+            self.process.stdin.write(image.data)
+            self.process.stdin.flush()
+        except OSError:  # the process has ended: Window.keys() says why
+            pass
+
+    def ended(self) -> bool:
+        if self.process.poll() is None:
+            return False
+        self._reader.join()  # every event the process wrote is queued once its stdout has ended
+        return True
+
+    def events(self) -> list[tuple[str, str]]:
+        events = []
+        while not self._events.empty():
+            kind, _, value = self._events.get_nowait().partition(" ")
+            events.append((kind, value))
+        return events
+
+    def stalled(self) -> bool:
+        return self._heard is not None and time.monotonic() - self._heard > STALL_S
+
+    def failure(self) -> str:
+        """Why it ended: its own one-line reason, else the first thing Qt said (no display...), or its status."""
+        lines = [line for line in self._errors if line.strip()]
+        own = [line.removeprefix(REASON) for line in lines if line.startswith(REASON)]
+        return (own or lines or [f"exit status {self.process.returncode}"])[0]
+
+    def close(self) -> None:
+        try:
+            self.process.stdin.close()
         except OSError:
             pass
         try:
-            self._process.wait(CLOSE_TIMEOUT_S)
+            self.process.wait(CLOSE_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+            self.kill()
 
-    def _failure(self) -> str:
-        """Why the process ended: the first thing it said (Qt's own reason, such as no display), or its status."""
-        lines = [line for line in self._errors if line.strip()]
-        own = [line.removeprefix(REASON) for line in lines if line.startswith(REASON)]
-        return (own or lines or [f"exit status {self._process.returncode}"])[0]
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
 
     def _read_events(self) -> None:
-        for line in self._process.stdout:
-            self._events.put(line.decode(errors="replace").strip())
+        for line in self.process.stdout:
+            self._heard = time.monotonic()
+            text = line.decode(errors="replace").strip()
+            if text != "alive":
+                self._events.put(text)
 
     def _read_errors(self) -> None:
-        for line in self._process.stderr:  # Qt's warnings: kept for the error message, logged for debugging
+        for line in self.process.stderr:  # Qt's warnings: kept for the error message, logged for debugging
             text = line.decode(errors="replace").rstrip()
             self._errors.append(text)
             log.debug("window: %s", text)
@@ -173,6 +229,7 @@ def _run_window(title: str, events: IO[str]) -> None:
     # Unbuffered: a buffered reader's lock, held by the reading thread, would stall the interpreter's exit.
     views = _LatestView(open(sys.stdin.fileno(), "rb", buffering=0, closefd=False))
     shown = False
+    said_alive = 0.0
     while not views.ended:
         image = views.take(0.0 if shown else 0.1)
         if image is not None:
@@ -186,6 +243,9 @@ def _run_window(title: str, events: IO[str]) -> None:
         key = cv2.waitKey(5)  # also runs the window system's events
         if key != -1:
             events.write(f"key {key & 0xFF}\n")
+        if time.monotonic() - said_alive > ALIVE_EVERY_S:
+            events.write("alive\n")
+            said_alive = time.monotonic()
         if not _visible(cv2, title):
             events.write("closed\n")
             return
