@@ -100,7 +100,9 @@ class _Child:
     """One window process, and what it has said: events on stdout, Qt's warnings on stderr."""
 
     def __init__(self, title: str) -> None:
-        self.process = subprocess.Popen([*COMMAND, title], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            [*COMMAND, title], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         self._events: queue.Queue[str] = queue.Queue()
         self._errors: deque[str] = deque(maxlen=20)
         self._heard: float | None = None  # when it last said it was alive; None until it was sent a view
