@@ -69,6 +69,20 @@ def wgan_run(tmp_path_factory, long_clip) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, long_clip) -> Path:
+    """A narrow beta-VAE trained one epoch on the 12-second clip by the real train config: its run directory.
+    Its cache is `<run>/../cache`. Shared: a test copies it before writing beside it or damaging anything."""
+    from facevae import training
+
+    tmp = tmp_path_factory.mktemp("tiny")
+    cfg = make_train_cfg(
+        tmp, long_clip, "model.channels=[8,8,8,8]", "model.hidden=32", "model.latent_dim=4", "test=false"
+    )
+    training.train(cfg)
+    return Path(cfg.paths.output_dir)
+
+
+@pytest.fixture(scope="session")
 def live_checkpoint(long_clip, tmp_path_factory) -> Path:
     """A model trained briefly on the 12 s demo clip, which holds two smiles among pose, light and framing changes.
 

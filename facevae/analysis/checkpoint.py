@@ -10,7 +10,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
-from facevae.core.checkpoint import CHECKPOINT_KEY, read_checkpoint
+from facevae.core.checkpoint import CHECKPOINT_KEY, one_line, read_checkpoint
 from facevae.core.errors import FaceVAEError
 from facevae.data.datamodule import FaceCropDataModule
 
@@ -46,7 +46,12 @@ def saved_metrics(ckpt_path: Path | str, n_samples: int, seed: int) -> dict | No
     path = evaluation_dir(ckpt_path) / "metrics.json"
     if not path.is_file() or path.stat().st_mtime < ckpt_path.stat().st_mtime:
         return None
-    metrics = json.loads(path.read_text())
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None  # damaged or edited by hand: computed again
+    if not isinstance(metrics, dict):
+        return None
     same_checkpoint = Path(metrics.get("checkpoint", "")).resolve() == ckpt_path.resolve()
     same_samples = metrics.get("n_samples") == int(n_samples) and metrics.get("seed") == int(seed)
     return metrics if same_checkpoint and same_samples else None
@@ -66,8 +71,18 @@ def load_run(path: Path | str, device: str | torch.device = "cpu") -> TrainedRun
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
         model = cls.load_from_checkpoint(path, map_location=device)
-    except (ImportError, AttributeError, KeyError, TypeError, RuntimeError) as err:
-        raise FaceVAEError(f"{path}: the model inside cannot be rebuilt ({type(err).__name__}: {err})") from None
+    except (ImportError, AttributeError, KeyError, TypeError, RuntimeError, ValueError) as err:
+        raise FaceVAEError(
+            f"{path}: the model inside cannot be rebuilt ({type(err).__name__}: {one_line(err)})"
+        ) from None
+    broken = [
+        name for name, value in model.state_dict().items() if value.is_floating_point() and not value.isfinite().all()
+    ]
+    if broken:
+        raise FaceVAEError(
+            f"{path}: {len(broken)} weight tensors hold NaN or infinite values (first: {broken[0]}): training "
+            "diverged before this checkpoint; evaluate an earlier one"
+        )
     model.eval()
     return TrainedRun(path, model, meta["config"], meta)
 
@@ -85,6 +100,10 @@ def datamodule_for(run: TrainedRun, overrides: dict | None = None) -> FaceCropDa
         dm = FaceCropDataModule(**data_cfg)
     except TypeError as err:
         raise FaceVAEError(f"{run.path}: its data config does not fit this version of facevae ({err})") from None
+    if dm.hparams.video and not dm.source.exists():  # the crops are found by the video's content: it is needed
+        raise FaceVAEError(
+            f"{dm.source}: the data {run.path.name} was trained on is not there; give data.video= where it is now"
+        )
     dm.load_state_dict({"split": run.meta["split"]})
     dm.setup("test")
     key = dm.data.manifest["key"]

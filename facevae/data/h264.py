@@ -76,6 +76,8 @@ class H264Writer:
         try:
             self.container.mux(self.stream.encode())
             self.container.close()
+            with open(self.tmp, "rb") as f:  # on the disk before it takes the name: never half a video under it
+                os.fsync(f.fileno())
             os.replace(self.tmp, self.path)
         finally:
             self.tmp.unlink(missing_ok=True)

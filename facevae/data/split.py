@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from facevae.core.errors import FaceVAEError
+from facevae.core import rules
+from facevae.core.errors import require
 
 SPLITS = ("train", "val", "test")
 GAP = -1  # label of frames dropped between a held-out block and its neighbours
@@ -28,27 +29,52 @@ def time_block_split(
     val and test each get round(fraction * blocks) blocks (at least one each), chosen at random by `seed` among
     the blocks; a frame of another split within `gap_s` of a held-out block's edge is labelled gap.
     """
-    if block_s <= 0 or gap_s < 0:
-        raise FaceVAEError(f"data.block_s={block_s}, data.gap_s={gap_s}: need block_s > 0 and gap_s >= 0")
-    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise FaceVAEError(f"data.val_fraction={val_fraction}, data.test_fraction={test_fraction}: must sum below 1")
+    check_settings({"block_s": block_s, "gap_s": gap_s, "val_fraction": val_fraction, "test_fraction": test_fraction})
     times = np.asarray(times, dtype=np.float64)
     t0 = times.min() if len(times) else 0.0
     block = np.floor((times - t0) / block_s).astype(np.int64)
     n_blocks = int(block.max()) + 1 if len(times) else 0
-    n_val = max(1, round(val_fraction * n_blocks)) if val_fraction > 0 else 0
-    n_test = max(1, round(test_fraction * n_blocks)) if test_fraction > 0 else 0
-    if n_blocks < n_val + n_test + 1:
-        raise FaceVAEError(
-            f"the data spans {len(times)} frames in {n_blocks} blocks of data.block_s={block_s:g} s: too short to "
-            f"hold out {n_val} val and {n_test} test blocks; use a longer video or a smaller data.block_s"
-        )
+    n_val, n_test = held_out_blocks(n_blocks, block_s, val_fraction, test_fraction, f"{len(times)} frames in ")
     order = np.random.default_rng(seed).permutation(n_blocks)
     block_split = np.zeros(n_blocks, dtype=np.int64)
     block_split[order[:n_val]] = 1
     block_split[order[n_val : n_val + n_test]] = 2
     labels = block_split[block]
     return _drop_gaps(times - t0, labels, block, block_s, gap_s, block_split)
+
+
+def check_settings(values: dict, prefix: str = "data") -> None:
+    """The split's settings as the data config names them; a block is at least a second of video (shorter ones
+    only multiply the blocks, and the work of dropping gaps around each)."""
+    rules.number(f"{prefix}.block_s", values["block_s"], lo=1, why=" seconds")
+    rules.number(f"{prefix}.gap_s", values["gap_s"], lo=0, why=" seconds")
+    val = rules.number(f"{prefix}.val_fraction", values["val_fraction"], lo=0, below=1)
+    test = rules.number(f"{prefix}.test_fraction", values["test_fraction"], lo=0, below=1)
+    require(val + test < 1, f"{prefix}.val_fraction={val:g}, {prefix}.test_fraction={test:g}: must sum below 1")
+
+
+def held_out_blocks(
+    n_blocks: int, block_s: float, val_fraction: float, test_fraction: float, spans: str = ""
+) -> tuple[int, int]:
+    """How many of n_blocks go to val and to test; refused when no block would be left to train on."""
+    n_val = max(1, round(val_fraction * n_blocks)) if val_fraction > 0 else 0
+    n_test = max(1, round(test_fraction * n_blocks)) if test_fraction > 0 else 0
+    require(
+        n_blocks >= n_val + n_test + 1,
+        f"data.block_s={block_s:g}: the data spans {spans}{n_blocks} block{'s' * (n_blocks != 1)} of that length, too "
+        f"few to hold out {n_val} val and {n_test} test and train on the rest; use a longer video or a smaller "
+        "data.block_s",
+    )
+    return n_val, n_test
+
+
+def require_training_frames(labels: np.ndarray, gap_s: float) -> None:
+    """Some frame is left to train on once the gaps around the held-out blocks are dropped."""
+    require(
+        bool((labels == 0).any()),
+        f"data.gap_s={gap_s:g}: the gaps around the held-out blocks leave no frame to train on ({describe(labels)}); "
+        "use a smaller data.gap_s or a larger data.block_s",
+    )
 
 
 def _drop_gaps(

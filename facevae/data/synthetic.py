@@ -34,6 +34,7 @@ import itertools
 import logging
 import math
 import queue
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -508,7 +509,8 @@ def _rendered(factors: pd.DataFrame, size: tuple[int, int]) -> Iterator[np.ndarr
 
 def _encode(writer: H264Writer, factors: pd.DataFrame, pts: np.ndarray, size: tuple[int, int], progress: bool) -> None:
     frames = _rendered(factors, size)
-    for frame_pts, yuv in tqdm(zip(pts, frames, strict=True), total=len(pts), disable=not progress, unit="frame"):
+    bar = tqdm(zip(pts, frames, strict=True), total=len(pts), disable=None if progress else True, unit="frame")
+    for frame_pts, yuv in bar:  # the bar on a terminal only (disable=None): stderr keeps to errors elsewhere
         writer.write(yuv, int(frame_pts))
 
 
@@ -547,7 +549,6 @@ def write_demo_video(
     _check(seconds, fps, seed, size)
     pts, time_base = _timeline(seconds, fps, seed, vfr)
     factors = _factors_at(pts * float(time_base), seed, smiling)
-    path.parent.mkdir(parents=True, exist_ok=True)
     csv_path = path.with_name(f"{path.stem}.factors.csv")
     log.info("writing %d frames (%.1f s, %s) to %s", len(pts), seconds, "vfr" if vfr else f"{fps:g} fps", path)
     with H264Writer(path, fps, size, time_base, PRESET, CRF) as writer:
@@ -573,7 +574,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--width", type=int, default=DEFAULT_SIZE[0])
     parser.add_argument("--height", type=int, default=DEFAULT_SIZE[1])
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)  # stderr: errors alone
     path = write_demo_video(
         args.out, args.seconds, args.fps, args.seed, args.smiling, args.vfr, (args.width, args.height), progress=True
     )

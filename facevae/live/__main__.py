@@ -8,9 +8,9 @@ one line and status 130; nothing is left half-written, since every file goes to 
 import sys
 
 try:
-    from facevae.live.cli import main  # inside the try: Ctrl-C during these imports ends in one line too
+    from facevae.live.cli import run  # inside the try: Ctrl-C during these imports ends in one line too
 
-    main()
+    run()
 except KeyboardInterrupt:
     print("interrupted", file=sys.stderr)
     sys.exit(130)

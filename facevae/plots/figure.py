@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from facevae.core.files import atomic_file
+
 
 def save_figure(fig, path, **savefig_kwargs) -> Path:
-    """Write a matplotlib figure to `path` (its folder made if needed) and close it, freeing its memory."""
+    """Write a matplotlib figure to `path` (its folder made if needed; whole or not at all) and close it, freeing its
+    memory."""
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, **savefig_kwargs)
-    plt.close(fig)
+    try:
+        with atomic_file(path) as tmp:
+            fig.savefig(tmp, **{"format": path.suffix.lstrip(".") or None, **savefig_kwargs})
+    finally:
+        plt.close(fig)
     return path
