@@ -144,7 +144,9 @@ def check_evaluate(v: dict, cfg: DictConfig) -> None:
 
 
 def check_live(v: dict, cfg: DictConfig) -> None:
-    from facevae.live import PROJECTIONS, VIDEO_SUFFIXES
+    from facevae.data.h264 import SUFFIXES as VIDEO_SUFFIXES
+    from facevae.live.latent_map import PROJECTIONS
+    from facevae.live.settings import validate
 
     require(v.get("ckpt_path") is not MISSING, "ckpt_path: required, a checkpoint written by train.py")
     _file("ckpt_path", v.get("ckpt_path"), "checkpoint")
@@ -170,6 +172,7 @@ def check_live(v: dict, cfg: DictConfig) -> None:
         rules.whole("max_frames", v["max_frames"], lo=1)
     rules.text("snapshot_dir", v.get("snapshot_dir"))
     _data_pointer(v.get("data") or {})
+    validate(cfg)  # and what the live settings check of their paths: an output that exists, a folder not writable
 
 
 COMMANDS: dict[str, Callable[[dict, DictConfig], None]] = {

@@ -255,8 +255,6 @@ def assert_succeeded(result: subprocess.CompletedProcess) -> None:
     assert "Traceback" not in result.stderr + result.stdout, result.stderr[-3000:]
 
 
-if __name__ == "__main__":
-    _drive(*sys.argv[1:3])
 def paths_under(root: Path) -> set[Path]:
     """Every file and folder under root: what a refused command must not add to."""
     return set(Path(root).rglob("*"))
@@ -285,3 +283,7 @@ class KillAtStep(pl.Callback):
 def tests_env() -> dict:
     """run_command's env for a command that imports this module (faults.KillAtStep)."""
     return {"PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
+
+
+if __name__ == "__main__":
+    _drive(*sys.argv[1:3])
