@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
 from facevae.data import split as splitting
+from facevae.data.align import AlignParams
 from facevae.data.cache import FaceCrops, load_cache
 from facevae.data.extract import ExtractionParams, ExtractionResult, format_summary, prepare_cache
 from facevae.data.faces import CropParams, DetectorParams
@@ -104,6 +105,8 @@ class FaceCropDataModule(pl.LightningDataModule):
         crop_shift_y: float = 0.08,
         detect_width: int = 320,
         min_face: float = 0.12,
+        align: str = "none",
+        align_smooth_s: float = 0.2,
         block_s: float = 30.0,
         gap_s: float = 2.0,
         val_fraction: float = 0.1,
@@ -129,6 +132,7 @@ class FaceCropDataModule(pl.LightningDataModule):
             size=size,
             crop=CropParams(scale=crop_scale, shift_y=crop_shift_y),
             detector=DetectorParams(detect_width=detect_width, min_face=min_face),
+            align=AlignParams(method=align, smooth_s=align_smooth_s),
         )
         self.data: FaceCrops | None = None
         self.labels: np.ndarray | None = None  # 0 train, 1 val, 2 test, -1 gap; one per crop
