@@ -48,9 +48,10 @@ from omegaconf import DictConfig, OmegaConf
 from facevae.analysis.checkpoint import TrainedRun, datamodule_for, load_run
 from facevae.analysis.encoding import encode_images
 from facevae.config import CONF_DIR
+from facevae.data.align import AlignParams, FaceAligner, cut
 from facevae.data.cache import atomic_file, file_identity
 from facevae.data.extract import ExtractionParams, prefetch
-from facevae.data.faces import CropParams, DetectorParams, FaceTracker, crop_square
+from facevae.data.faces import CropParams, DetectorParams, FaceTracker
 from facevae.data.video import Frame, iter_video_frames, probe_video
 from facevae.errors import FaceVAEError, exit_on_error
 from facevae.images import to_uint8_hwc
@@ -339,20 +340,30 @@ class FaceEncoder:
     """
 
     def __init__(
-        self, model: torch.nn.Module, latent_map: LatentMap, detector: DetectorParams, crop: CropParams
+        self,
+        model: torch.nn.Module,
+        latent_map: LatentMap,
+        detector: DetectorParams,
+        crop: CropParams,
+        align: AlignParams | None = None,
     ) -> None:
         self.model = model
         self.latent_map = latent_map
         self.crop_params = crop
         self.tracker = FaceTracker(detector)
+        # Aligned as training's crops were (the checkpoint's data.align), each frame at once from the ones before it.
+        self.aligner = FaceAligner(align or AlignParams(), crop, causal=True)
         self.device = next(model.parameters()).device
 
     def __call__(self, frame: Frame, clock: Stopwatch) -> FaceCode | None:
         box = self.tracker.update(frame.gray)
+        settled = list(self.aligner.push(None, frame.time_s, frame.gray, box))
         clock.lap("detect")
-        if box is None:
+        if not settled:
             return None
-        crop, square = crop_square(frame.rgb(), box, self.crop_params)
+        square = settled[0][1]
+        crop = cut(frame.rgb(), square, self.crop_params.size)
+        square = square.rect()
         clock.lap("crop")
         with torch.inference_mode():
             x = to_float_images(torch.from_numpy(crop[None]).to(self.device))
@@ -693,7 +704,7 @@ def _run(cfg: DictConfig, source: LiveSource, run: TrainedRun, output: Path | No
     data_overrides = OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else {}
     latent_map, _ = load_latent_map(run, cfg.projection, data_overrides)
     params = _extraction_params(run)
-    encoder = FaceEncoder(run.model, latent_map, params.detector, params.crop)
+    encoder = FaceEncoder(run.model, latent_map, params.detector, params.crop, params.align)
     view = LiveView(latent_map, source.name if source.camera else Path(source.name).name)
     coords = _coords_path(cfg, output)
     writer = ViewWriter(output, source.fps) if output is not None else None

@@ -206,11 +206,12 @@ class EyeFinder:
 
 
 def _pair(candidates: list[tuple[float, float, float]], box: Box) -> Eyes | None:
-    """The two candidates most like a pair of eyes in this face box: apart by a quarter to 0.7 of its width,
-    tilted by less than about 27 degrees, of similar size; among those, the pair most central and level."""
+    """The two candidates most like a pair of eyes in this face box: in its upper part, apart by a quarter to 0.7
+    of its width, tilted by less than about 27 degrees, of similar size; among those, the most central and level."""
+    inside = [c for c in candidates if box.x < c[0] < box.x + box.w and box.y < c[1] < box.y + 0.7 * box.h]
     best, best_cost = None, math.inf
-    for i, a in enumerate(candidates):
-        for b in candidates[i + 1 :]:
+    for i, a in enumerate(inside):
+        for b in inside[i + 1 :]:
             left, right = (a, b) if a[0] < b[0] else (b, a)
             dx, dy = right[0] - left[0], right[1] - left[1]
             if not (0.25 * box.w < dx < 0.7 * box.w and abs(dy) < 0.5 * dx and 2 / 3 < left[2] / right[2] < 1.5):
@@ -237,18 +238,23 @@ class FaceAligner(Generic[T]):
     square) and yields (item, square, eyes found) for each frame whose square is now settled: with method "none" at
     once; with "eyes" when every frame up to 2 sd of smoothing later has come in (0.25 s of video by default),
     since a frame's eyes are a Gaussian-weighted mean over the frames around it. `flush()` yields the rest at the
-    end. `independent` frames (a folder of photos) are neither tracked nor smoothed.
+    end. `independent` frames (a folder of photos) are neither tracked nor smoothed. `causal` (the live view)
+    settles each frame at once, from the frames before it alone, over a quarter of the sd: a mean over the past
+    lags behind a moving face, and the live view's 30 frames a second need less smoothing than 8 do.
     """
 
     params: AlignParams = field(default_factory=AlignParams)
     crop: CropParams = field(default_factory=CropParams)
     independent: bool = False
+    causal: bool = False
 
     def __post_init__(self) -> None:
         if self.params.method not in ALIGN_METHODS:
             raise ValueError(f"alignment method {self.params.method!r}: use one of {', '.join(ALIGN_METHODS)}")
         self._finder = EyeFinder() if self.params.method == "eyes" else None
-        self._reach = 0.0 if self.independent else 2 * self.params.smooth_s
+        self._sd = 0.0 if self.independent else self.params.smooth_s / (4 if self.causal else 1)
+        self._reach = 2 * self._sd  # how far apart in time two frames may be and still smooth each other
+        self._lookahead = 0.0 if self.causal else self._reach
         self._window: deque[_Seen[T]] = deque()  # frames within reach of one not yet settled, in time order
         self._next = 0  # index in _window of the first frame not yet settled
         self._last: Eyes | None = None
@@ -267,7 +273,7 @@ class FaceAligner(Generic[T]):
         yield from self._settle(math.inf)
 
     def _settle(self, now: float) -> Iterator[tuple[T, Square, bool]]:
-        while self._next < len(self._window) and self._window[self._next].time_s + self._reach <= now:
+        while self._next < len(self._window) and self._window[self._next].time_s + self._lookahead <= now:
             seen = self._window[self._next]
             yield seen.item, square_from_eyes(self._smoothed(seen), self.crop), seen.found
             self._next += 1
@@ -281,13 +287,13 @@ class FaceAligner(Generic[T]):
         """A Gaussian-weighted mean over time of the eyes within reach, leaving out any far from their median
         (a false detection), and giving the box's stand-in estimates a tenth of a found pair's weight."""
         near = [s for s in self._window if abs(s.time_s - seen.time_s) <= self._reach]
-        if len(near) < 2:
+        if len(near) < 2 or self._sd == 0:
             return seen.eyes
         points = np.stack([s.eyes.array for s in near])  # n x 2 eyes x (x, y)
         middle = np.median(points.mean(axis=1), axis=0)
         gap = np.median(np.linalg.norm(points[:, 1] - points[:, 0], axis=1))
         keep = np.linalg.norm(points.mean(axis=1) - middle, axis=1) <= 0.35 * gap
-        dt = np.array([s.time_s - seen.time_s for s in near]) / self.params.smooth_s
+        dt = np.array([s.time_s - seen.time_s for s in near]) / self._sd
         weight = np.exp(-0.5 * dt**2) * np.where([s.found for s in near], 1.0, 0.1) * keep
         if weight.sum() == 0:
             return seen.eyes

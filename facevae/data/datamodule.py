@@ -107,8 +107,8 @@ class FaceCropDataModule(pl.LightningDataModule):
         min_face: float = 0.12,
         align: str = "none",
         align_smooth_s: float = 0.2,
-        block_s: float = 30.0,
-        gap_s: float = 2.0,
+        block_s: float | None = None,
+        gap_s: float | None = None,
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         split_seed: int = 0,
@@ -172,17 +172,17 @@ class FaceCropDataModule(pl.LightningDataModule):
         frames = self.data.frames["frame"].to_numpy()
         if self._recorded_split is not None:
             self.labels = splitting.labels_from_ranges(frames, self._recorded_split)
-        else:
-            hp = self.hparams
-            self.labels = splitting.time_block_split(
-                self.data.frames["time_s"].to_numpy(),
-                hp.block_s,
-                hp.gap_s,
-                hp.val_fraction,
-                hp.test_fraction,
-                hp.split_seed,
-            )
-        log.info("split by %g s blocks: %s", self.hparams.block_s, splitting.describe(self.labels))
+            log.info("split as recorded in the checkpoint: %s", splitting.describe(self.labels))
+            return
+        hp, times = self.hparams, self.data.frames["time_s"].to_numpy()
+        block_s = hp.block_s or splitting.auto_block_s(times, hp.val_fraction, hp.test_fraction)
+        gap_s = splitting.auto_gap_s(block_s) if hp.gap_s is None else hp.gap_s
+        self.labels = splitting.time_block_split(
+            times, block_s, gap_s, hp.val_fraction, hp.test_fraction, hp.split_seed
+        )
+        given = "" if hp.block_s is not None else f" (data.block_s chosen for {splitting.duration_s(times):.0f} s)"
+        log.info("split by %.3g s blocks%s, %.3g s gaps: %s", block_s, given, gap_s, splitting.describe(self.labels))
+        splitting.warn_if_little_training(self.labels, block_s, gap_s)
 
     # -- the split, recorded in checkpoints so evaluation reuses it ----------------------------------------------
     def split_ranges(self) -> dict[str, list[list[int]]]:

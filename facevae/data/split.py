@@ -1,18 +1,65 @@
 """Train/val/test split by contiguous blocks of time.
 
 Neighbouring video frames are near-duplicates, so a random split of frames would test on frames the model has
-all but seen. Whole blocks of time (30 s by default) go to val or test instead, and training frames within a gap of
-a held-out block are dropped too, so no training frame sits a few milliseconds from a test frame.
+all but seen. Whole blocks of time go to val or test instead, and training frames within a gap of a held-out block
+are dropped too, so no training frame sits a few milliseconds from a test frame.
+
+Unless given, the block length follows the data's duration (`auto_blocks`): 30 s, or shorter so the data holds at
+least ten blocks (more when a fraction is under a tenth), so that val and test get about their fractions of a short
+video too; the gap is 2 s, or a quarter of a shorter block.
 """
 
 from __future__ import annotations
+
+import logging
+import math
 
 import numpy as np
 
 from facevae.errors import FaceVAEError
 
+log = logging.getLogger(__name__)
+
 SPLITS = ("train", "val", "test")
 GAP = -1  # label of frames dropped between a held-out block and its neighbours
+MAX_BLOCK_S, MAX_GAP_S = 30.0, 2.0
+MIN_BLOCKS = 10
+LOW_TRAIN_SHARE = 0.6  # below this share of the frames in training, setup warns
+
+
+def duration_s(times: np.ndarray) -> float:
+    """How long the frames span: first to last, plus one typical frame interval (the last frame lasts too)."""
+    times = np.sort(np.asarray(times, dtype=np.float64))
+    if len(times) < 2:
+        return 1.0
+    return float(times[-1] - times[0] + np.median(np.diff(times)))
+
+
+def auto_block_s(times: np.ndarray, val_fraction: float = 0.1, test_fraction: float = 0.1) -> float:
+    """The block length for data of this duration: 30 s, or shorter so that there are enough blocks for each
+    held-out fraction to be a whole number of them near its share (at least 10, or 1 / the smallest fraction)."""
+    held = [f for f in (val_fraction, test_fraction) if f > 0]
+    n_blocks = max(MIN_BLOCKS, math.ceil(1 / min(held) - 1e-9)) if held else MIN_BLOCKS
+    return min(MAX_BLOCK_S, duration_s(times) / n_blocks)
+
+
+def auto_gap_s(block_s: float) -> float:
+    """The gap beside held-out blocks: 2 s, or a quarter of a shorter block, so short videos keep most frames."""
+    return min(MAX_GAP_S, block_s / 4)
+
+
+def warn_if_little_training(labels: np.ndarray, block_s: float, gap_s: float) -> None:
+    share = float(np.mean(labels == 0)) if len(labels) else 0.0
+    if share < LOW_TRAIN_SHARE:
+        log.warning(
+            "training gets %d of %d frames (%.0f%%): blocks of data.block_s=%g s with a data.gap_s=%g s gap leave "
+            "little; a longer video, or shorter blocks and gap, train on more",
+            int(np.sum(labels == 0)),
+            len(labels),
+            100 * share,
+            block_s,
+            gap_s,
+        )
 
 
 def time_block_split(
