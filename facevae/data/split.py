@@ -143,3 +143,24 @@ def describe(labels: np.ndarray) -> str:
     gap = int((labels == GAP).sum())
     share = lambda n: f"{100 * n / max(1, len(labels)):.0f}%"  # noqa: E731
     return ", ".join(f"{k} {v} ({share(v)})" for k, v in counts.items()) + f", dropped in gaps {gap}"
+
+
+def cv_groups(
+    times: np.ndarray, block_s: float, independent: bool = False, min_groups: int = 2, pieces: int = 5
+) -> tuple[np.ndarray, str]:
+    """Groups for cross-validation, no two of which share near-identical frames -> (group id per frame, in words).
+
+    Blocks of `block_s` seconds of a video; for `independent` frames (a folder of photos, taken apart) each its
+    own group; and a clip shorter than `min_groups` blocks cut into `pieces` equal stretches of time instead, so a
+    fold can still be tested on frames it never trained on (only the frames at the cuts are near neighbours).
+    """
+    times = np.asarray(times, dtype=np.float64)
+    if independent:
+        return np.arange(len(times)), f"each of the {len(times)} photos its own group"
+    blocks = block_ids(times, block_s)
+    if len(np.unique(blocks)) >= min_groups or len(times) < 2:
+        return blocks, f"blocks of {block_s:g} s"
+    pieces = max(min_groups, min(pieces, len(times)))
+    stretch = duration_s(times) / pieces
+    groups = np.minimum(np.floor((times - times.min()) / stretch).astype(np.int64), pieces - 1)
+    return groups, f"the {duration_s(times):.1f} s clip cut into {pieces} stretches of {stretch:.2g} s"
