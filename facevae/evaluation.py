@@ -381,7 +381,7 @@ def _extra_set(path: str, dm: FaceCropDataModule, block_s: float) -> ExtraSet:
     data = load_cache(result.path)
     photos = data.manifest.get("kind") == "images"
     groups, grouping = cv_groups(data.frames["time_s"].to_numpy(), block_s, independent=photos)
-    return ExtraSet(Path(path), np.asarray(data.crops), groups, grouping)
+    return ExtraSet(Path(path), np.array(data.crops), groups, grouping)  # a writable copy, as torch wants
 
 
 class _replacing:

@@ -34,7 +34,7 @@ import numpy as np
 from facevae.data.faces import Box, CropParams, cut_upright
 
 EYE_CASCADE = "haarcascade_eye.xml"
-ALIGN_METHODS = ("none", "eyes")
+ALIGN_METHODS = ("none", "eyes", "eyes+ecc")
 # Where the eye centres sit in OpenCV's frontal-face Haar box, as shares of its width: their distance apart, and
 # their height below the box's top edge. Measured on the demo video (the mean over its frames): with these, an
 # aligned crop frames the average face as the box crop does.
@@ -42,6 +42,11 @@ EYE_GAP_IN_BOX = 0.4256
 EYE_HEIGHT_IN_BOX = 0.375
 SEARCH_WIDTH = 100  # the upper face is searched at this width in pixels: eyes about 20-35 pixels, the cascade's scale
 TRACK_EYE_SIDE = 22  # a tracked eye is searched for at about this size in pixels, in a window 1.8 times as wide
+
+ECC_SIZE, ECC_MARGIN = 64, 8  # registration compares 64 x 64 grey crops, searched within 8 pixels more each side
+ECC_TEMPLATE_FRAMES = 24  # frames aligned by their eyes whose mean face becomes the template
+ECC_CHECK_EVERY = 8  # every this many frames the eye cascade runs anyway, to start registration afresh
+ECC_MIN_CORRELATION = 0.8  # a registration that matches the template worse than this is not trusted
 
 T = TypeVar("T")
 
@@ -123,11 +128,12 @@ def source_to_crop(square: Square, size: int) -> np.ndarray:
     return np.hstack([linear, offset[:, None]])
 
 
-def cut(rgb: np.ndarray, square: Square, size: int) -> np.ndarray:
+def cut(rgb: np.ndarray, square: Square, size: int, supersample: int = 2) -> np.ndarray:
     """The square, turned upright, as a size x size crop. Parts outside the frame repeat its edge.
 
-    The source is area-averaged to twice the crop's size first, then turned and sampled bilinearly, then halved:
-    a direct bilinear warp from a face hundreds of pixels wide would alias.
+    The source is area-averaged to `supersample` times the crop's size first, then turned and sampled bilinearly,
+    then area-averaged to the crop's size: a direct bilinear warp from a face hundreds of pixels wide would alias,
+    and one at the crop's own scale blurs a little (registration's grey patches take that, for speed).
     """
     if square.angle == 0.0:  # an upright square (the box crop's) is cut at whole pixels, as crop_square cuts it
         x, y, side, _ = square.rect()
@@ -140,15 +146,15 @@ def cut(rgb: np.ndarray, square: Square, size: int) -> np.ndarray:
     top, left, bottom, right = max(0, -y0), max(0, -x0), max(0, y1 - h), max(0, x1 - w)
     if top or left or bottom or right:
         patch = cv2.copyMakeBorder(patch, top, bottom, left, right, cv2.BORDER_REPLICATE)
-    zoom = min(1.0, 2 * size / square.side)  # area-average down to twice the crop's scale, never up
+    zoom = min(1.0, supersample * size / square.side)  # area-average down, never up
     small = cv2.resize(patch, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_AREA) if zoom < 1 else patch
     zx, zy = small.shape[1] / patch.shape[1], small.shape[0] / patch.shape[0]
     local = Square((square.cx - x0) * zx, (square.cy - y0) * zy, square.side * zx, square.angle)
     big = cv2.warpAffine(
-        small, source_to_crop(local, 2 * size), (2 * size, 2 * size), flags=cv2.INTER_LINEAR,
+        small, source_to_crop(local, supersample * size), (supersample * size,) * 2, flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,
     )  # fmt: skip
-    return cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)
+    return big if supersample == 1 else cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)
 
 
 class EyeFinder:
@@ -205,6 +211,61 @@ class EyeFinder:
         return [(origin[0] + (x + w / 2) / scale, origin[1] + (y + h / 2) / scale, w / scale) for x, y, w, h in boxes]
 
 
+def _eyes_in_crop(crop: CropParams, size: int) -> np.ndarray:
+    """Where square_from_eyes puts the eye centres in a size x size crop (pixel centres): the same for every face."""
+    eyes = Eyes((100.0, 100.0), (200.0, 100.0), 20.0)
+    affine = source_to_crop(square_from_eyes(eyes, crop), size)
+    return (eyes.array - 0.5) @ affine[:, :2].T + affine[:, 2]
+
+
+@dataclass
+class EccRegistrar:
+    """Registers each face to the person's own mean face with cv2.findTransformECC (Evangelidis and Psarakis 2008,
+    "Parametric image alignment using enhanced correlation coefficient maximization"): a rotation and shift of
+    the grey crop that best matches the template over the upper face (eyes, brows, nose; the mouth, which
+    expressions move, is left out), found to a fraction of a pixel. The template is the mean of the first frames
+    aligned by their eyes. The result comes back as the eye positions it implies, for the smoothing to use.
+    """
+
+    crop: CropParams
+    template: np.ndarray | None = None
+    _collected: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        side = ECC_SIZE + 2 * ECC_MARGIN
+        self._mask = np.zeros((side, side), np.uint8)
+        self._mask[: ECC_MARGIN + round(0.6 * ECC_SIZE)] = 255
+        self._eyes = _eyes_in_crop(self.crop, ECC_SIZE)
+
+    def collect(self, gray: np.ndarray, eyes: Eyes) -> None:
+        """Add a frame aligned by its eyes to the template, until it has ECC_TEMPLATE_FRAMES of them."""
+        if self.template is None:
+            self._collected.append(cut(gray, square_from_eyes(eyes, self.crop), ECC_SIZE, 1).astype(np.float32))
+            if len(self._collected) == ECC_TEMPLATE_FRAMES:
+                self.template, self._collected = np.mean(self._collected, axis=0), []
+
+    def register(self, gray: np.ndarray, eyes: Eyes) -> Eyes | None:
+        """The eyes as registration to the template places them, starting from `eyes`; None if it fails."""
+        square = square_from_eyes(eyes, self.crop)
+        outer = Square(square.cx, square.cy, square.side * (ECC_SIZE + 2 * ECC_MARGIN) / ECC_SIZE, square.angle)
+        patch = cut(gray, outer, ECC_SIZE + 2 * ECC_MARGIN, 1).astype(np.float32)
+        warp = np.array([[1, 0, ECC_MARGIN], [0, 1, ECC_MARGIN]], np.float32)
+        criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 1e-3)
+        try:
+            rho, warp = cv2.findTransformECC(self.template, patch, warp, cv2.MOTION_AFFINE, criteria, self._mask, 3)
+        except cv2.error:  # no convergence: the frame keeps its eyes
+            return None
+        if rho < ECC_MIN_CORRELATION:
+            return None
+        linear = warp[:, :2].astype(np.float64)
+        # The nearest similarity to the affine fit: its mean scale and rotation, no shear or stretch.
+        a, b = (linear[0, 0] + linear[1, 1]) / 2, (linear[1, 0] - linear[0, 1]) / 2
+        in_patch = self._eyes @ np.array([[a, -b], [b, a]]).T + warp[:, 2]  # template pixels -> patch pixels
+        to_patch = np.vstack([source_to_crop(outer, ECC_SIZE + 2 * ECC_MARGIN), [0, 0, 1]])
+        points = (np.c_[in_patch, np.ones(2)] @ np.linalg.inv(to_patch).T)[:, :2] + 0.5  # back to pixel corners
+        return Eyes.from_array(points, eyes.size)
+
+
 def _pair(candidates: list[tuple[float, float, float]], box: Box) -> Eyes | None:
     """The two candidates most like a pair of eyes in this face box: in its upper part, apart by a quarter to 0.7
     of its width, tilted by less than about 27 degrees, of similar size; among those, the most central and level."""
@@ -220,6 +281,11 @@ def _pair(candidates: list[tuple[float, float, float]], box: Box) -> Eyes | None
             if cost < best_cost:
                 best, best_cost = Eyes(left[:2], right[:2], (left[2] + right[2]) / 2), cost
     return best
+
+
+def _inside(eyes: Eyes, box: Box) -> bool:
+    """Whether both eyes still lie in the upper part of the face box (registration did not wander off)."""
+    return all(box.x < x < box.x + box.w and box.y < y < box.y + 0.7 * box.h for x, y in (eyes.left, eyes.right))
 
 
 @dataclass
@@ -251,23 +317,49 @@ class FaceAligner(Generic[T]):
     def __post_init__(self) -> None:
         if self.params.method not in ALIGN_METHODS:
             raise ValueError(f"alignment method {self.params.method!r}: use one of {', '.join(ALIGN_METHODS)}")
-        self._finder = EyeFinder() if self.params.method == "eyes" else None
+        self._finder = EyeFinder() if self.params.method != "none" else None
+        # Photos are aligned alone: a template of "the person's mean face" needs a track of frames.
+        use_ecc = self.params.method == "eyes+ecc" and not self.independent
+        self._ecc = EccRegistrar(self.crop) if use_ecc else None
+        self._since_check = 0
         self._sd = 0.0 if self.independent else self.params.smooth_s / (4 if self.causal else 1)
         self._reach = 2 * self._sd  # how far apart in time two frames may be and still smooth each other
         self._lookahead = 0.0 if self.causal else self._reach
         self._window: deque[_Seen[T]] = deque()  # frames within reach of one not yet settled, in time order
         self._next = 0  # index in _window of the first frame not yet settled
-        self._last: Eyes | None = None
+        self._last: Eyes | None = None  # the last frame's eyes, while the face is tracked
 
     def push(self, item: T, time_s: float, gray: np.ndarray, box: Box | None) -> Iterator[tuple[T, Square, bool]]:
         if box is not None and self._finder is None:
             yield item, square_from_box(box, self.crop), False
             return
         if box is not None:
-            eyes = self._finder.find(gray, box, None if self.independent else self._last)
-            self._last = eyes
+            eyes = self._measure(gray, box)
             self._window.append(_Seen(item, time_s, eyes or eyes_in_box(box), eyes is not None))
+        else:
+            self._last = None
         yield from self._settle(time_s)
+
+    def _measure(self, gray: np.ndarray, box: Box) -> Eyes | None:
+        """This frame's eyes: from the eye cascade, or registered to the template from the last frame's eyes
+        (the cascade then runs only every ECC_CHECK_EVERY frames, or when registration fails)."""
+        ecc = self._ecc
+        if ecc is not None and ecc.template is not None and self._last is not None:
+            self._since_check += 1
+            if self._since_check < ECC_CHECK_EVERY:
+                registered = ecc.register(gray, self._last)
+                if registered is not None and _inside(registered, box):
+                    self._last = registered
+                    return registered
+        self._since_check = 0
+        eyes = self._finder.find(gray, box, None if self.independent else self._last)
+        if eyes is not None and ecc is not None:
+            if ecc.template is None:
+                ecc.collect(gray, eyes)
+            else:
+                eyes = ecc.register(gray, eyes) or eyes
+        self._last = eyes
+        return eyes
 
     def flush(self) -> Iterator[tuple[T, Square, bool]]:
         yield from self._settle(math.inf)
