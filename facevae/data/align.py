@@ -250,17 +250,14 @@ class EccRegistrar:
         outer = Square(square.cx, square.cy, square.side * (ECC_SIZE + 2 * ECC_MARGIN) / ECC_SIZE, square.angle)
         patch = cut(gray, outer, ECC_SIZE + 2 * ECC_MARGIN, 1).astype(np.float32)
         warp = np.array([[1, 0, ECC_MARGIN], [0, 1, ECC_MARGIN]], np.float32)
-        criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 1e-3)
+        criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-4)
         try:
-            rho, warp = cv2.findTransformECC(self.template, patch, warp, cv2.MOTION_AFFINE, criteria, self._mask, 3)
+            rho, warp = cv2.findTransformECC(self.template, patch, warp, cv2.MOTION_EUCLIDEAN, criteria, self._mask, 3)
         except cv2.error:  # no convergence: the frame keeps its eyes
             return None
         if rho < ECC_MIN_CORRELATION:
             return None
-        linear = warp[:, :2].astype(np.float64)
-        # The nearest similarity to the affine fit: its mean scale and rotation, no shear or stretch.
-        a, b = (linear[0, 0] + linear[1, 1]) / 2, (linear[1, 0] - linear[0, 1]) / 2
-        in_patch = self._eyes @ np.array([[a, -b], [b, a]]).T + warp[:, 2]  # template pixels -> patch pixels
+        in_patch = self._eyes @ warp[:, :2].T.astype(np.float64) + warp[:, 2]  # template pixels -> patch pixels
         to_patch = np.vstack([source_to_crop(outer, ECC_SIZE + 2 * ECC_MARGIN), [0, 0, 1]])
         points = (np.c_[in_patch, np.ones(2)] @ np.linalg.inv(to_patch).T)[:, :2] + 0.5  # back to pixel corners
         return Eyes.from_array(points, eyes.size)

@@ -336,7 +336,8 @@ def format_summary(summary: dict) -> str:
     speed = f", {summary['x_realtime']}x realtime" if summary.get("x_realtime") else ""
     eyes = ""
     if "eyes_found" in summary:
-        eyes = f", aligned to the eyes (found in {summary['eyes_found']} of {summary['accepted']})"
+        found = f"found in {summary['eyes_found']} of {summary['accepted']}, the rest placed by the face box"
+        eyes = f", aligned to the eyes ({found})"
     text = (
         f"frames read {summary['frames']} ({summary['skipped']} not decoded: neither kept nor referenced), "
         f"kept {summary['kept']}, faces accepted {summary['accepted']}{eyes}, "
