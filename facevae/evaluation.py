@@ -289,12 +289,13 @@ def _in_video_auc(mu: np.ndarray, labels: SmileLabels, pool: np.ndarray, groups:
 
 def _expression_shift(run, dm, cfg, out, mu, shift_data, other, starts, note) -> dict:
     from facevae.analysis import expression_shift as shift
-    from facevae.analysis.smiles import smile_direction
+    from facevae.analysis.smiles import edit_direction
 
     mu_smile, smile_images, smile_groups, labels, groups = shift_data
     names, factors, train = dm.factor_names, dm.data.factors(), dm.rows("train")
     z = np.concatenate([mu_smile, mu[other]])
-    normal, centroid_smile, _ = smile_direction(z, np.r_[np.ones(len(mu_smile), int), np.zeros(len(other), int)])
+    normal = edit_direction(z, np.r_[np.ones(len(mu_smile), int), np.zeros(len(other), int)])
+    centroid_smile = mu_smile.mean(axis=0)
     others = None
     if "smile" in names:
         # A regressor fitted on real training crops scores how much any image smiles, decoded ones included.
@@ -324,6 +325,7 @@ def _expression_shift(run, dm, cfg, out, mu, shift_data, other, starts, note) ->
     shift.expression_shift_figure(result, dm.data.crops[starts], out / "expression_shift.png", note=note)
     result["smile_scorer_heldout_score"] = scorer.heldout_score
     result["shift_conditional_keeps"] = nuisance_names
+    result["shift_start_frames"] = dm.data.frames["frame"].to_numpy()[starts].tolist()  # which frames were moved
     return {k: v for k, v in result.items() if k.startswith(("shift_", "smile_score", "smile_scorer"))}
 
 

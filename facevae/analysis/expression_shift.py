@@ -5,7 +5,7 @@ interpolate from other data points to the center of the smiling data points in o
 facial expression shift." Three kinds of path start at the code z of a non-smiling frame (`shift_paths`):
 
     centroid     z + t (c_smile - z)   ends on the smiling centroid, whatever the start was
-    normal       z + t s n             n the unit normal of a linear smile classifier (smiles.smile_direction),
+    normal       z + t s n             n the unit normal of a linear smile classifier (smiles.edit_direction),
                                        s = (c_smile - z) . n: as far as the start lies from the smiles along n
     conditional  z + t s' n'           n' the normal with the directions of the other factors projected out
                                        (`conditional_direction`, InterFaceGAN's conditional edit: Shen et al.
@@ -65,15 +65,17 @@ def separation_along(direction: np.ndarray, centroid_smile: np.ndarray, z_start:
     return np.maximum((np.asarray(centroid_smile, np.float64) - np.asarray(z_start, np.float64)) @ unit, 0.0)
 
 
-def latent_directions(z: np.ndarray, values: np.ndarray) -> np.ndarray:
+def latent_directions(z: np.ndarray, values: np.ndarray, active: float = 0.01) -> np.ndarray:
     """The direction in which each column of `values` (N x K: factors, or proxies such as the crop's place and
-    brightness) grows fastest, from a linear regression on standardised codes z (N x D) -> K x D unit rows."""
+    brightness) grows fastest, from a linear regression on the active latents' standardised codes (those that
+    vary by more than `active` in variance, as smiles.edit_direction) -> K x D unit rows."""
     z, values = np.asarray(z, np.float64), np.asarray(values, np.float64)
-    scale = z.std(axis=0)
-    scale[scale == 0] = 1.0
-    standard = (z - z.mean(axis=0)) / scale
+    columns = np.flatnonzero(z.var(axis=0) > active)
+    scale = z[:, columns].std(axis=0)
+    standard = (z[:, columns] - z[:, columns].mean(axis=0)) / scale
     coef, *_ = np.linalg.lstsq(np.c_[standard, np.ones(len(z))], values - values.mean(axis=0), rcond=None)
-    directions = (coef[:-1] / scale[:, None]).T  # d value / d z, as for smiles.smile_direction
+    directions = np.zeros((values.shape[1], z.shape[1]))
+    directions[:, columns] = (coef[:-1] / scale[:, None]).T  # d value / d z, as for smiles.smile_direction
     norms = np.linalg.norm(directions, axis=1, keepdims=True)
     return directions[norms[:, 0] > 0] / norms[norms[:, 0] > 0]
 
