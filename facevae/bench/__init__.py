@@ -12,8 +12,8 @@ accuracy and steadiness against the demo's true eye positions, and its cost (ali
 bare eager step, a bare compiled step, the full train.py loop and a DataLoader-from-numpy loop, and the seed
 experiment's fit time (training.py). sweep: a beta sweep as jobs side by side and as one stacked model, against
 one run (sweep.py). results: the validation loss with each speed switch on and off, beside the run-to-run noise
-(results.py). The sections that train take the data as train.py does (--video, --cache-dir; the built-in demo by default), take train.py
-overrides for every run they time (--set KEY=VALUE) and time on the GPU when there is one.
+(results.py). The sections that train take the data as train.py does (--video, --cache-dir; the built-in demo by
+default), take train.py overrides for every run they time (--set KEY=VALUE) and time on the GPU when there is one.
 Tests check behaviour, never speed: these tables are the record, kept in the README's Performance section.
 """
 
