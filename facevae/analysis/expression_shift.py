@@ -36,6 +36,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from facevae.analysis.encoding import decode_latents, encode_images
+from facevae.analysis.smiles import active_latents
 from facevae.images import image_grid, save_figure
 
 DEFAULT_STEPS = np.linspace(0.0, 1.0, 7)
@@ -67,10 +68,10 @@ def separation_along(direction: np.ndarray, centroid_smile: np.ndarray, z_start:
 
 def latent_directions(z: np.ndarray, values: np.ndarray, active: float = 0.01) -> np.ndarray:
     """The direction in which each column of `values` (N x K: factors, or proxies such as the crop's place and
-    brightness) grows fastest, from a linear regression on the active latents' standardised codes (those that
-    vary by more than `active` in variance, as smiles.edit_direction) -> K x D unit rows."""
+    brightness) grows fastest, from a linear regression on the active latents' standardised codes (as
+    smiles.edit_direction fits the smile's) -> K x D unit rows."""
     z, values = np.asarray(z, np.float64), np.asarray(values, np.float64)
-    columns = np.flatnonzero(z.var(axis=0) > active)
+    columns = active_latents(z, active)
     scale = z[:, columns].std(axis=0)
     standard = (z[:, columns] - z[:, columns].mean(axis=0)) / scale
     coef, *_ = np.linalg.lstsq(np.c_[standard, np.ones(len(z))], values - values.mean(axis=0), rcond=None)

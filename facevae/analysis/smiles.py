@@ -176,19 +176,25 @@ def smile_direction(z: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.n
     return normal / norm, z[y == 1].mean(axis=0), z[y == 0].mean(axis=0)
 
 
+def active_latents(z: np.ndarray, active: float = 0.01) -> np.ndarray:
+    """Indices of the latents whose codes vary by more than `active` in variance (Burda et al. 2016's active
+    units), or, in a model barely trained, by more than a tenth of the most varying one's."""
+    variance = np.asarray(z, np.float64).var(axis=0)
+    if variance.max() <= 0:
+        raise ValueError("every code is constant: no latent to move along")
+    return np.flatnonzero(variance > min(active, 0.1 * variance.max()))
+
+
 def edit_direction(z: np.ndarray, labels: np.ndarray, active: float = 0.01) -> np.ndarray:
     """The unit direction in which to move codes to make them smile: smile_direction's normal over the active
-    latents alone (those whose codes vary by more than `active` in variance, Burda et al. 2016's active units),
-    0 along the others.
+    latents alone (`active_latents`), 0 along the others.
 
     A VAE's inactive latents vary by a hundredth where the active ones vary by one, and the decoder ignores them.
     A classifier still finds a trace of smile there, and in their own units it is strong: the normal then points
     where moving changes nothing, and the smiles lie a few hundredths away along it.
     """
     z, labels = _check_z(z, labels)
-    columns = np.flatnonzero(z.var(axis=0) > active)
-    if len(columns) == 0:
-        raise ValueError(f"no latent varies by more than {active} in variance: nothing to move along")
+    columns = active_latents(z, active)
     normal = np.zeros(z.shape[1])
     normal[columns] = smile_direction(z[:, columns], labels)[0]
     return normal
