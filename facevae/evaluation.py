@@ -370,6 +370,10 @@ def _disentanglement(dm: FaceCropDataModule, mu: np.ndarray, cfg: DictConfig) ->
                 "dci_disentanglement": float(d["disentanglement"]),
                 "dci_completeness": float(d["completeness"]),
                 "dci_informativeness": float(d["informativeness"]),
+                # Which factors the latents hold: position, scale and roll should fall with aligned crops.
+                "dci_informativeness_per_factor": dict(
+                    zip(dm.factor_names, d["informativeness_per_factor"], strict=True)
+                ),
                 "factor_bins": int(cfg.factor_bins),
             }
         )
