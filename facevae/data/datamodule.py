@@ -175,7 +175,9 @@ class FaceCropDataModule(pl.LightningDataModule):
             log.info("split as recorded in the checkpoint: %s", splitting.describe(self.labels))
             return
         hp, times = self.hparams, self.data.frames["time_s"].to_numpy()
-        block_s = hp.block_s or splitting.auto_block_s(times, hp.val_fraction, hp.test_fraction)
+        block_s = (
+            hp.block_s if hp.block_s is not None else splitting.auto_block_s(times, hp.val_fraction, hp.test_fraction)
+        )
         gap_s = splitting.auto_gap_s(block_s) if hp.gap_s is None else hp.gap_s
         self.labels = splitting.time_block_split(
             times, block_s, gap_s, hp.val_fraction, hp.test_fraction, hp.split_seed
