@@ -131,14 +131,15 @@ def source_to_crop(square: Square, size: int) -> np.ndarray:
 def cut(rgb: np.ndarray, square: Square, size: int, supersample: int = 2) -> np.ndarray:
     """The square, turned upright, as a size x size crop. Parts outside the frame repeat its edge.
 
-    The source is area-averaged to `supersample` times the crop's size first, then turned and sampled bilinearly,
-    then area-averaged to the crop's size: a direct bilinear warp from a face hundreds of pixels wide would alias,
-    and one at the crop's own scale blurs a little (registration's grey patches take that, for speed).
+    The source is area-averaged by a whole factor to between `supersample` and twice `supersample` times the crop's
+    size, then turned and sampled bilinearly, then area-averaged to the crop's size: a direct bilinear warp from a
+    face hundreds of pixels wide would alias, and one at the crop's own scale blurs a little (registration's grey
+    patches take that, for speed).
     """
     if square.angle == 0.0:  # an upright square (the box crop's) is cut at whole pixels, as crop_square cuts it
         x, y, side, _ = square.rect()
         return cut_upright(rgb, x, y, side, size)
-    diagonal = square.side * math.sqrt(2) / 2 + 2
+    diagonal = square.side * math.sqrt(2) / 2 + 8  # room for the corners, and for rounding to whole factors below
     x0, y0 = int(math.floor(square.cx - diagonal)), int(math.floor(square.cy - diagonal))
     x1, y1 = int(math.ceil(square.cx + diagonal)), int(math.ceil(square.cy + diagonal))
     h, w = rgb.shape[:2]
@@ -146,10 +147,14 @@ def cut(rgb: np.ndarray, square: Square, size: int, supersample: int = 2) -> np.
     top, left, bottom, right = max(0, -y0), max(0, -x0), max(0, y1 - h), max(0, x1 - w)
     if top or left or bottom or right:
         patch = cv2.copyMakeBorder(patch, top, bottom, left, right, cv2.BORDER_REPLICATE)
-    zoom = min(1.0, supersample * size / square.side)  # area-average down, never up
-    small = cv2.resize(patch, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_AREA) if zoom < 1 else patch
-    zx, zy = small.shape[1] / patch.shape[1], small.shape[0] / patch.shape[0]
-    local = Square((square.cx - x0) * zx, (square.cy - y0) * zy, square.side * zx, square.angle)
+    # Area-averaging by a whole factor is OpenCV's fast path; the bilinear warp then shrinks by less than 2.
+    factor = max(1, int(square.side / (supersample * size)))
+    if factor > 1:
+        rows, cols = (patch.shape[0] // factor) * factor, (patch.shape[1] // factor) * factor
+        small = cv2.resize(patch[:rows, :cols], (cols // factor, rows // factor), interpolation=cv2.INTER_AREA)
+    else:
+        small = patch
+    local = Square((square.cx - x0) / factor, (square.cy - y0) / factor, square.side / factor, square.angle)
     big = cv2.warpAffine(
         small, source_to_crop(local, supersample * size), (supersample * size,) * 2, flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,
@@ -258,8 +263,8 @@ class EccRegistrar:
         if rho < ECC_MIN_CORRELATION:
             return None
         in_patch = self._eyes @ warp[:, :2].T.astype(np.float64) + warp[:, 2]  # template pixels -> patch pixels
-        to_patch = np.vstack([source_to_crop(outer, ECC_SIZE + 2 * ECC_MARGIN), [0, 0, 1]])
-        points = (np.c_[in_patch, np.ones(2)] @ np.linalg.inv(to_patch).T)[:, :2] + 0.5  # back to pixel corners
+        back = cv2.invertAffineTransform(source_to_crop(outer, ECC_SIZE + 2 * ECC_MARGIN))
+        points = in_patch @ back[:, :2].T + back[:, 2] + 0.5  # patch pixels -> source pixel corners
         return Eyes.from_array(points, eyes.size)
 
 
@@ -379,9 +384,10 @@ class FaceAligner(Generic[T]):
         if len(near) < 2 or self._sd == 0:
             return seen.eyes
         points = np.stack([s.eyes.array for s in near])  # n x 2 eyes x (x, y)
-        middle = np.median(points.mean(axis=1), axis=0)
-        gap = np.median(np.linalg.norm(points[:, 1] - points[:, 0], axis=1))
-        keep = np.linalg.norm(points.mean(axis=1) - middle, axis=1) <= 0.35 * gap
+        mids, half = points.mean(axis=1), len(near) // 2
+        middle = np.sort(mids, axis=0)[half]  # a median (the upper one of an even count) without np.median's cost
+        gap = np.sort(np.hypot(*(points[:, 1] - points[:, 0]).T))[half]
+        keep = np.hypot(*(mids - middle).T) <= 0.35 * gap
         dt = np.array([s.time_s - seen.time_s for s in near]) / self._sd
         weight = np.exp(-0.5 * dt**2) * np.where([s.found for s in near], 1.0, 0.1) * keep
         if weight.sum() == 0:
