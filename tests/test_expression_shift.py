@@ -113,9 +113,9 @@ def test_the_conditional_direction_leaves_the_other_directions_alone():
     with pytest.raises(ValueError, match="nothing is left"):
         conditional_direction(others[0] + others[1], others)
     # A factor that grows with z[1] - z[2] has that direction.
-    z = rng.normal(size=(200, 4))
+    z = rng.normal(size=(20000, 4))
     direction = latent_directions(z, (z[:, 1] - z[:, 2])[:, None])
-    np.testing.assert_allclose(direction, [[0.0, 2**-0.5, -(2**-0.5), 0.0]], atol=1e-9)
+    np.testing.assert_allclose(direction, [[0.0, 2**-0.5, -(2**-0.5), 0.0]], atol=0.02)
 
 
 def test_mouth_mask_covers_the_lower_middle():

@@ -5,7 +5,8 @@ interpolate from other data points to the center of the smiling data points in o
 facial expression shift." Three kinds of path start at the code z of a non-smiling frame (`shift_paths`):
 
     centroid     z + t (c_smile - z)   ends on the smiling centroid, whatever the start was
-    normal       z + t s n             n the unit normal of a linear smile classifier (smiles.edit_direction),
+    normal       z + t s n             n the unit normal of the boundary between the smiling and other codes'
+                                       centroids (smiles.edit_direction),
                                        s = (c_smile - z) . n: as far as the start lies from the smiles along n
     conditional  z + t s' n'           n' the normal with the directions of the other factors projected out
                                        (`conditional_direction`, InterFaceGAN's conditional edit: Shen et al.
@@ -36,7 +37,6 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from facevae.analysis.encoding import decode_latents, encode_images
-from facevae.analysis.smiles import active_latents
 from facevae.images import image_grid, save_figure
 
 DEFAULT_STEPS = np.linspace(0.0, 1.0, 7)
@@ -66,19 +66,15 @@ def separation_along(direction: np.ndarray, centroid_smile: np.ndarray, z_start:
     return np.maximum((np.asarray(centroid_smile, np.float64) - np.asarray(z_start, np.float64)) @ unit, 0.0)
 
 
-def latent_directions(z: np.ndarray, values: np.ndarray, active: float = 0.01) -> np.ndarray:
-    """The direction in which each column of `values` (N x K: factors, or proxies such as the crop's place and
-    brightness) grows fastest, from a linear regression on the active latents' standardised codes (as
-    smiles.edit_direction fits the smile's) -> K x D unit rows."""
+def latent_directions(z: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The direction along which each column of `values` (N x K: factors, or proxies such as the crop's place and
+    brightness) moves the codes z (N x D): their covariance with it, as smiles.edit_direction takes the smile's
+    from the class means -> K x D unit rows (a column that does not vary gives none)."""
     z, values = np.asarray(z, np.float64), np.asarray(values, np.float64)
-    columns = active_latents(z, active)
-    scale = z[:, columns].std(axis=0)
-    standard = (z[:, columns] - z[:, columns].mean(axis=0)) / scale
-    coef, *_ = np.linalg.lstsq(np.c_[standard, np.ones(len(z))], values - values.mean(axis=0), rcond=None)
-    directions = np.zeros((values.shape[1], z.shape[1]))
-    directions[:, columns] = (coef[:-1] / scale[:, None]).T  # d value / d z, as for smiles.smile_direction
+    directions = (values - values.mean(axis=0)).T @ (z - z.mean(axis=0)) / len(z)
     norms = np.linalg.norm(directions, axis=1, keepdims=True)
-    return directions[norms[:, 0] > 0] / norms[norms[:, 0] > 0]
+    keep = norms[:, 0] > 0
+    return directions[keep] / norms[keep]
 
 
 def conditional_direction(normal: np.ndarray, others: np.ndarray) -> np.ndarray:
@@ -359,6 +355,7 @@ def _path_measures(images: np.ndarray, scorer: ImageScorer, reference: dict, oth
         "shift_outside_mouth_change": outside,
         "shift_mouth_ratio": mouth / outside if outside > 0 else None,
         "shift_smile_progress": _progress(gain, reference.get("score_span")),
+        "shift_smile_progress_of_real": _progress(gain, reference.get("real_span")),
     }
     if cascade is not None:
         votes = _scores(cascade, images[:, [0, -1]])
@@ -389,6 +386,7 @@ def _references(model, images_start, images_smile, start_recon, scorer, cascade)
     ref["smile_score_smiling"] = float(np.mean(scorer(smile_recon)))
     ref["smile_score_smiling_input"] = float(np.mean(scorer(np.asarray(images_smile))))
     ref["score_span"] = ref["smile_score_smiling"] - float(np.mean(scorer(start_recon)))
+    ref["real_span"] = ref["smile_score_smiling_input"] - ref["smile_score_input"]
     if cascade is not None:
         ref["shift_cascade_smiling_recon"] = float(np.mean(cascade(smile_recon)))
         ref["shift_cascade_start_recon"] = float(np.mean(cascade(start_recon)))
@@ -421,7 +419,10 @@ def expression_shift(
     uint8 N x S x H x W x 3 and "smile_score" (the mean at each step), and JSON-ready numbers for metrics.json,
     each measure once per kind (no suffix for the centroid path, "_normal", "_conditional"):
 
-        shift_smile_gain, shift_smile_progress     score at t=1 minus at t=0; as a share of the way to real smiles
+        shift_smile_gain, shift_smile_progress     score at t=1 minus at t=0; as a share of the way from the start
+                                                   frames' reconstructions to the real smiles' reconstructions
+        shift_smile_progress_of_real               the gain as a share of the way from the real start frames to
+                                                   the real smiles (what the decoder loses counts against it)
         shift_mouth_change, shift_outside_mouth_change, shift_mouth_ratio
                                                    mean |pixel change| (0-1) inside / outside mouth_mask, and
                                                    their ratio (a smile changes the mouth, not the rest)

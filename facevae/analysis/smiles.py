@@ -176,25 +176,20 @@ def smile_direction(z: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.n
     return normal / norm, z[y == 1].mean(axis=0), z[y == 0].mean(axis=0)
 
 
-def active_latents(z: np.ndarray, active: float = 0.01) -> np.ndarray:
-    """Indices of the latents whose codes vary by more than `active` in variance (Burda et al. 2016's active
-    units), or, in a model barely trained, by more than a tenth of the most varying one's."""
-    variance = np.asarray(z, np.float64).var(axis=0)
-    if variance.max() <= 0:
-        raise ValueError("every code is constant: no latent to move along")
-    return np.flatnonzero(variance > min(active, 0.1 * variance.max()))
+def edit_direction(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The unit direction in which to move codes to make them smile: from the non-smiling codes' mean to the
+    smiling codes' mean, the normal of the nearest-centroid boundary between them (the attribute vector of
+    Larsen et al. 2016, "Autoencoding beyond pixels using a learned similarity metric").
 
-
-def edit_direction(z: np.ndarray, labels: np.ndarray, active: float = 0.01) -> np.ndarray:
-    """The unit direction in which to move codes to make them smile: smile_direction's normal over the active
-    latents alone (`active_latents`), 0 along the others.
-
-    A VAE's inactive latents vary by a hundredth where the active ones vary by one, and the decoder ignores them.
-    A classifier still finds a trace of smile there, and in their own units it is strong: the normal then points
-    where moving changes nothing, and the smiles lie a few hundredths away along it.
+    Not smile_direction's discriminant: that one weighs each latent by how well it separates the classes in its
+    own units, and a VAE's smile is best separated, so measured, along latents that barely vary and that the
+    decoder barely reads. On the 80-epoch demo model the two centroids lie 0.12 apart, 0.015 of it along the
+    discriminant: moving along it as far as the smiles lie changes nothing visible.
     """
     z, labels = _check_z(z, labels)
-    columns = active_latents(z, active)
-    normal = np.zeros(z.shape[1])
-    normal[columns] = smile_direction(z[:, columns], labels)[0]
-    return normal
+    y = _binary(labels)
+    gap = z[y == 1].mean(axis=0) - z[y == 0].mean(axis=0)
+    norm = np.linalg.norm(gap)
+    if norm == 0.0:
+        raise ValueError("the smiling and other codes have the same mean: no direction to move along")
+    return gap / norm
