@@ -15,13 +15,16 @@ import hydra
 from omegaconf import DictConfig
 
 from facevae.analysis.compare import compare, markdown_table
-from facevae.errors import exit_on_error
+from facevae.core.config import check_command_line
+from facevae.core.errors import exit_on_error
 from facevae.evaluation import evaluate, evaluate_sweep, summary_lines
+from facevae.validation import check_config
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 @exit_on_error
 def main(cfg: DictConfig) -> None:
+    check_config(cfg, "evaluate")
     if cfg.get("sweep_dir"):
         report = evaluate_sweep(cfg)
         done = int((report.table["status"] == "finished").sum())
@@ -36,4 +39,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_command_line("evaluate")  # Hydra's own refusals, in one line
     main()

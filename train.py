@@ -8,7 +8,8 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from facevae.errors import exit_on_error
+from facevae.core.config import check_command_line
+from facevae.core.errors import exit_on_error
 from facevae.sweeps import current_job, run_job
 from facevae.training import train
 
@@ -23,4 +24,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    check_command_line("train")  # Hydra's own refusals, in one line
     main()

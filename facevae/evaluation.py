@@ -2,8 +2,9 @@
 
 Sections, each a module of `facevae.analysis`: reconstruction on the test blocks, three-point interpolation,
 prior samples (mode collapse and memorisation), traversals, where smiles sit, the expression shift, and
-disentanglement. Everything is written into a temporary directory that replaces the output directory at the end,
-so a failed evaluation leaves the previous results (or nothing) rather than half of a new set.
+disentanglement. Everything is written into a staging folder and moved into the output folder at the end, so a
+failed evaluation leaves the previous results (or nothing) rather than half of a new set; the output folder must be
+new, empty or a previous evaluation, whose files alone it replaces (facevae.core.outputs).
 """
 
 from __future__ import annotations
@@ -11,13 +12,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from facevae.analysis import disentanglement as dis
@@ -25,17 +24,26 @@ from facevae.analysis.checkpoint import TrainedRun, datamodule_for, evaluation_d
 from facevae.analysis.encoding import decode_latents, encode_images
 from facevae.analysis.generator_eval import evaluate_generator
 from facevae.analysis.reconstruction import reconstruction_figure, reconstruction_metrics
+from facevae.analysis.sampler_eval import check_sampler
 from facevae.analysis.sweep_report import SweepReport, sweep_report
 from facevae.analysis.sweep_report import log_to_wandb as log_sweep_to_wandb
-from facevae.data.cache import atomic_directory, load_cache
+from facevae.core.device import pick_device
+from facevae.core.errors import FaceVAEError, require
+from facevae.core.files import write_text
+from facevae.core.outputs import OutputKind, output_folder
+from facevae.data.cache import load_cache
 from facevae.data.datamodule import FaceCropDataModule
 from facevae.data.extract import prepare_cache
 from facevae.data.split import cv_groups
-from facevae.errors import FaceVAEError
 from facevae.metrics import smile_labels as sl
+from facevae.metrics.psnr import mean_face_psnr
 from facevae.metrics.smile_labels import SmileLabels
 
 log = logging.getLogger(__name__)
+
+# Rows of traversals.png: every latent of the seed's 32, the 32 highest-KL ones of a larger code (a figure of a
+# thousand rows would take minutes to draw and could not be read).
+TRAVERSAL_ROWS = 32
 
 FIGURES = (
     "reconstruction.png",
@@ -47,10 +55,21 @@ FIGURES = (
 )
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+def _earlier_evaluation(folder: Path) -> bool:
+    """A folder evaluate.py wrote before it recorded its files: a metrics.json of a checkpoint's evaluation."""
+    try:
+        metrics = json.loads((folder / "metrics.json").read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(metrics, dict) and {"checkpoint", "model_class"} <= metrics.keys()
+
+
+EVALUATION = OutputKind(
+    "evaluation",
+    "evaluate.py",
+    frozenset({"metrics.json", "latents.npz", "sampler.npz", *FIGURES}),
+    earlier=_earlier_evaluation,
+)
 
 
 def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
@@ -62,13 +81,19 @@ def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
         )
     start = time.perf_counter()
     run = load_run(cfg.ckpt_path, pick_device(cfg.device))
-    data_overrides = OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else {}
-    dm = datamodule_for(run, data_overrides)
-    encodes = hasattr(run.model, "encode")  # a generator alone (the WGAN) gets the sections that apply to samples
-    smiles = _extra_set(cfg.smiles, dm, cfg.smile_block_s) if cfg.get("smiles") and encodes else None
-    neutral = _extra_set(cfg.neutral, dm, cfg.smile_block_s) if cfg.get("neutral") and smiles is not None else None
-    out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else evaluation_dir(run.path)
-    with _replacing(out_dir) as tmp:
+    check_sampler(cfg.get("sampler", "fitted"))
+    out_dir = Path(cfg.output_dir).expanduser() if cfg.get("output_dir") else evaluation_dir(run.path)
+    with output_folder(out_dir, EVALUATION) as tmp:  # checked before any work: it never replaces a user's files
+        data_overrides = OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else {}
+        dm = datamodule_for(run, data_overrides)
+        require(
+            len(dm.rows("test")) > 0,
+            f"{run.path}: its run held out no test blocks (data.test_fraction=0): no frame "
+            "the model never trained on to evaluate it with",
+        )
+        encodes = hasattr(run.model, "encode")  # a generator alone (the WGAN) gets the sections that apply to samples
+        smiles = _extra_set(cfg.smiles, dm, cfg.smile_block_s) if cfg.get("smiles") and encodes else None
+        neutral = _extra_set(cfg.neutral, dm, cfg.smile_block_s) if cfg.get("neutral") and smiles is not None else None
         if encodes:
             metrics, latents = analyse(run, dm, cfg, tmp, smiles, neutral)
             np.savez_compressed(tmp / "latents.npz", **latents)
@@ -77,7 +102,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
         # What evaluate.py compare= checks before it reuses these numbers.
         metrics.update(model_class=run.meta["model_class"], n_samples=int(cfg.n_samples), seed=int(cfg.seed))
         metrics["elapsed_s"] = round(time.perf_counter() - start, 1)
-        (tmp / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2, sort_keys=True) + "\n")
+        write_text(tmp / "metrics.json", json.dumps(_jsonable(metrics), indent=2, sort_keys=True) + "\n")
     _log_to_wandb(cfg, run, metrics, out_dir)
     return metrics, out_dir
 
@@ -110,7 +135,7 @@ def analyse(
     smiles: ExtraSet | None,
     neutral: ExtraSet | None = None,
 ) -> tuple[dict, dict]:
-    from facevae.analysis import interpolation, samples, traversals
+    from facevae.analysis import interpolation, sampler_eval, traversals
 
     model, seed = run.model, int(cfg.seed)
     test, train = dm.images("test"), dm.images("train")
@@ -118,31 +143,45 @@ def analyse(
 
     log.info("reconstruction on %d test frames", len(test))
     recon = reconstruction_metrics(model, test, seed=seed)
+    recon["psnr_mean_face"] = mean_face_psnr(train, test)
     reconstruction_figure(model, test, recon, out / "reconstruction.png")
     metrics.update({k: v for k, v in recon.items() if not k.endswith("_per_frame")})
 
     mu, logvar = encode_images(model, dm.data.crops)
     test_rows = dm.rows("test")
 
+    log.info("%d samples from N(0, I) and from a sampler fitted to the training codes", cfg.n_samples)
+    images = {"train": train, "test": test, "recon": decode_latents(model, mu[test_rows])}
+    images["train_recon"] = decode_latents(model, mu[dm.rows("train")])
+    sampled = sampler_eval.evaluate_samplers(
+        model, mu[dm.rows("train")], mu[dm.rows("val")], images, int(cfg.n_samples), seed, cfg.sampler
+    )
+    metrics.update(sampled.metrics)
+    sampler_eval.write_samplers(sampled, train, sampled.metrics, out)
+
     log.info("three-point interpolation")
     corners = interpolation.pick_corners(mu[test_rows], seed)
-    prior = interpolation.prior_corners(mu.shape[1], seed)
     metrics.update(
         interpolation.interpolation_figure(
-            model, mu[test_rows][corners], prior, test[corners], path=out / "interpolation.png"
+            model,
+            mu[test_rows][corners],
+            interpolation.prior_corners(mu.shape[1], seed),
+            test[corners],
+            path=out / "interpolation.png",
+            fitted_corners=sampled.fitted.sample(3, seed),
+            verdicts={name: panel.verdict for name, panel in sampled.panels.items()},
         )
     )
 
-    log.info("%d prior samples: diversity, nearest training neighbours, face detection", cfg.n_samples)
-    _, sampled = samples.prior_samples(model, cfg.n_samples, seed)
-    recon_test = decode_latents(model, mu[test_rows])
-    stats = samples.sample_statistics(sampled, test, train, heldout_recon=recon_test)
-    metrics.update(stats)
-    samples.samples_beside_neighbours(sampled[:16], train, stats, out / "samples.png")
-
     log.info("latent traversals")
     base = traversals.central_code(mu[test_rows])
-    metrics.update(traversals.traversal_figure(model, base, np.asarray(recon["kl_per_dim"]), out / "traversals.png"))
+    ranges = traversals.data_ranges(mu[dm.rows("train")])
+    kl_dims = np.asarray(recon["kl_per_dim"])
+    metrics.update(
+        traversals.traversal_figure(
+            model, base, kl_dims, out / "traversals.png", values=ranges, max_dims=TRAVERSAL_ROWS
+        )
+    )
 
     metrics.update(_smiles_and_shift(run, dm, cfg, out, mu, smiles, neutral))
     metrics.update(_disentanglement(dm, mu, cfg))
@@ -390,25 +429,6 @@ def _extra_set(path: str, dm: FaceCropDataModule, block_s: float) -> ExtraSet:
     return ExtraSet(Path(path), np.array(data.crops), groups, grouping)  # a writable copy, as torch wants
 
 
-class _replacing:
-    """Write into a temporary directory; on success it takes the place of `final` (an older result included)."""
-
-    def __init__(self, final: Path):
-        self.final = final
-        self._inner = atomic_directory(final.with_name(final.name + ".new"))
-
-    def __enter__(self) -> Path:
-        return self._inner.__enter__()
-
-    def __exit__(self, *exc) -> bool:
-        done = self._inner.__exit__(*exc)
-        if exc[0] is None:
-            if self.final.exists():
-                shutil.rmtree(self.final)
-            os.replace(self.final.with_name(self.final.name + ".new"), self.final)
-        return done
-
-
 def _jsonable(value):
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
@@ -449,11 +469,15 @@ def _log_to_wandb(cfg: DictConfig, run: TrainedRun, metrics: dict, out_dir: Path
 def summary_lines(metrics: dict) -> list[str]:
     keys = [
         "psnr",
+        "psnr_mean_face",
         "ssim",
         "neg_elbo",
         "kl",
         "active_units",
         "sample_face_rate",
+        "sample_precision",
+        "sample_recall",
+        "sample_fd",
         "diversity_ratio",
         "memorisation_ratio",
         "smile_silhouette",

@@ -20,7 +20,6 @@ import copy
 import logging
 import math
 import os
-import shutil
 from argparse import Namespace
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +32,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.loggers import Logger, WandbLogger
 
-from facevae.callbacks.checkpoint_metadata import CHECKPOINT_KEY, checkpoint_metadata, wandb_run
-from facevae.config import CONF_DIR, python_command
-from facevae.data.cache import atomic_file
+from facevae.core.checkpoint import CHECKPOINT_KEY, checkpoint_metadata, wandb_run
+from facevae.core.config import CONF_DIR, python_command
+from facevae.core.files import copy_file, save_torch, write_text
 from facevae.models.lit_beta_vae import BetaVAEModule
 from facevae.models.lit_stacked_beta_vae import MEMBER_PREFIX, StackedBetaVAEModule, member_prefix
 from facevae.sweeps import identity_tags, sweep_group, write_status
@@ -175,8 +174,7 @@ class StackedRun:
     def prepare(self) -> None:
         """Each member's directory and config, before training starts."""
         for member in self.members:
-            (member.dir / ".hydra").mkdir(parents=True, exist_ok=True)
-            OmegaConf.save(OmegaConf.create(member.config), member.dir / ".hydra" / "config.yaml")
+            write_text(member.dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(member.config)))
 
     def finish(self, metrics: dict[str, float] | None, error: str | None = None) -> None:
         """Each member's status.json: finished with its metrics, or failed with the run's error."""
@@ -250,8 +248,7 @@ class MemberCheckpoints(pl.Callback):
             value, path = self.best[member.index]
             here = member.dir / "checkpoints" / Path(path).name
             if Path(path).is_file() and Path(path).resolve() != here.resolve():
-                here.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, here)
+                copy_file(path, here)
                 self.best[member.index] = (value, str(here))
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -296,8 +293,7 @@ class MemberCheckpoints(pl.Callback):
             "hyper_parameters": model.member_hparams(member.index),
             CHECKPOINT_KEY: checkpoint_metadata(trainer, member.config, model_class, wandb_run(member_loggers)),
         }
-        with atomic_file(path) as tmp:
-            torch.save(checkpoint, tmp)
+        save_torch(checkpoint, path, setting="or give hydra.run.dir= a folder on another disk")
         self.saved_step = trainer.global_step
 
     def state_dict(self) -> dict[str, Any]:

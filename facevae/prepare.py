@@ -8,13 +8,15 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from facevae.config import CONF_DIR
+from facevae.core.config import CONF_DIR, check_command_line
+from facevae.core.errors import exit_on_error
 from facevae.data.extract import format_summary
-from facevae.errors import exit_on_error
+from facevae.validation import check_config
 
 
 @exit_on_error
 def prepare(cfg: DictConfig) -> str:
+    check_config(cfg, "prepare")
     datamodule = hydra.utils.instantiate(cfg.data)
     result = datamodule.prepare_cache()
     if result.reused:
@@ -31,4 +33,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_command_line("prepare")  # Hydra's own refusals, in one line
     main()

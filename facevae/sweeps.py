@@ -24,9 +24,9 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
-from facevae.config import python_command
-from facevae.data.cache import atomic_file
-from facevae.errors import user_error
+from facevae.core.config import python_command
+from facevae.core.errors import user_error
+from facevae.core.files import write_text
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +143,7 @@ def run_job(train: Callable[[DictConfig], dict[str, float]], cfg: DictConfig, jo
 
 
 def write_status(job_dir: Path, status: dict[str, Any]) -> None:
-    with atomic_file(job_dir / STATUS_FILE) as tmp:
-        tmp.write_text(json.dumps(status, indent=2, default=float) + "\n")
+    write_text(job_dir / STATUS_FILE, json.dumps(status, indent=2, default=float) + "\n")
 
 
 def read_status(job_dir: Path) -> dict[str, Any]:
@@ -169,8 +168,7 @@ class SweepSummary(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        (sweep_dir / SHARED_OVERRIDES_FILE).write_text(json.dumps(list(config.hydra.overrides.task)) + "\n")
+        write_text(sweep_dir / SHARED_OVERRIDES_FILE, json.dumps(list(config.hydra.overrides.task)) + "\n")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)

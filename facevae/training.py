@@ -11,14 +11,20 @@ import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
-from facevae.analysis.checkpoint import read_checkpoint
-from facevae.callbacks import CheckpointMetadata, MeanFaceBaseline
-from facevae.callbacks.checkpoint_metadata import CHECKPOINT_KEY
-from facevae.config import python_command
-from facevae.errors import FaceVAEError, user_error
-from facevae.members import StackedRun, listed
+from facevae.callbacks import (
+    AdoptBestCheckpoint,
+    CheckpointMetadata,
+    MeanFaceBaseline,
+    StepSeeds,
+    ValidateLastEpoch,
+)
+from facevae.core.checkpoint import AtomicCheckpointIO
+from facevae.core.config import python_command
+from facevae.core.errors import FaceVAEError, user_error
+from facevae.members import StackedRun
 from facevae.models import StackedBetaVAEModule
 from facevae.sweeps import current_job, name_wandb_run
+from facevae.validation import check_config
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +32,8 @@ log = logging.getLogger(__name__)
 # the datamodule's, and a deprecation inside Lightning's own pytree helper.
 warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
 warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+# A resume into a new run directory: facevae.callbacks.AdoptBestCheckpoint carries the best checkpoint over itself.
+warnings.filterwarnings("ignore", message=".*The dirpath has changed from.*")
 
 
 def instantiate_group(group: DictConfig | None) -> list:
@@ -51,19 +59,19 @@ def checkpoint_monitor(cfg: DictConfig, model: pl.LightningModule) -> None:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit (and test) as the config says; returns the final metrics, the value a sweeper optimises among them."""
+    check_config(cfg, "train")  # every value, and a resume's checkpoint, before any data is extracted
     # Seeded first: the model's initial weights are drawn when it is built. Said in the log, not on stderr, where a
     # configuration error should be the only line.
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     log.info("seed %s", cfg.seed)
-    # Everything that can be wrong with the config fails here, before any data is extracted.
     datamodule = hydra.utils.instantiate(cfg.data)
     model = hydra.utils.instantiate(cfg.model)
     ckpt_path = cfg.get("ckpt_path")
-    check_resumable(ckpt_path, cfg)
     checkpoint_monitor(cfg, model)
     name_wandb_run(cfg, current_job())  # each job of a sweep is its own W&B run, grouped by sweep
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    callbacks = instantiate_group(cfg.get("callbacks")) + [CheckpointMetadata(resolved)]
+    callbacks = instantiate_group(cfg.get("callbacks")) + [CheckpointMetadata(resolved), StepSeeds(cfg.seed)]
+    callbacks += [AdoptBestCheckpoint(), ValidateLastEpoch()]
     stacked = None
     if isinstance(model, StackedBetaVAEModule):  # one model per beta: each with its own loggers and checkpoints
         stacked = StackedRun(cfg, model, Path(resolved["paths"]["output_dir"]))
@@ -71,7 +79,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     loggers = stacked.make_loggers() if stacked else instantiate_group(cfg.get("logger"))
     if not loggers:  # logger=none: the learning rate has nowhere to go, and Lightning refuses the monitor
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.LearningRateMonitor)]
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    # Checkpoints are written beside their final name and renamed into place: never half a file under it.
+    trainer: pl.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+    )
     for logger in loggers:
         logger.log_hyperparams(resolved)
 
@@ -98,39 +109,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def check_resumable(ckpt_path: str | None, cfg: DictConfig) -> None:
-    """A checkpoint to resume from must exist and hold what this config trains, with its optimiser: checked before
-    any logger or directory is made, so a wrong resume is one line and leaves nothing behind."""
-    if not ckpt_path:
-        return
-    if not Path(ckpt_path).is_file():
-        raise FaceVAEError(f"ckpt_path={ckpt_path}: no such checkpoint to resume from")
-    ckpt = read_checkpoint(ckpt_path)
-    meta = ckpt[CHECKPOINT_KEY]
-    stacked_run = (meta.get("config") or {}).get("stacked_run")
-    if "optimizer_states" not in ckpt:
-        where = f"{stacked_run['dir']}/checkpoints/last.ckpt" if stacked_run else "the run's checkpoints/last.ckpt"
-        raise FaceVAEError(
-            f"ckpt_path={ckpt_path}: weights without the optimiser's state (a stacked run's member) cannot resume "
-            f"training; resume the whole stacked run from {where}"
-        )
-    trained = meta["model_class"].rpartition(".")[2]
-    configured = str(cfg.model.get("_target_", "")).rpartition(".")[2]
-    if trained != configured:
-        hint = ""
-        if trained == "StackedBetaVAEModule":
-            betas = listed(ckpt["hyper_parameters"]["betas"])
-            hint = f" (a stacked run: add sweep=beta_stacked model.betas=[{betas}])"
-        raise FaceVAEError(f"ckpt_path={ckpt_path}: trained as {trained}; this config trains {configured}{hint}")
-    if trained == "StackedBetaVAEModule":
-        betas, asked = list(ckpt["hyper_parameters"]["betas"]), [float(b) for b in cfg.model.betas]
-        if betas != asked:
-            raise FaceVAEError(
-                f"ckpt_path={ckpt_path}: its members were trained with model.betas=[{listed(betas)}], not "
-                f"[{listed(asked)}]; resume with sweep=beta_stacked model.betas=[{listed(betas)}]"
-            )
-
-
 def _fit_and_test(
     cfg: DictConfig,
     trainer: pl.Trainer,
@@ -141,6 +119,13 @@ def _fit_and_test(
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     best = _best_checkpoint(trainer)
+    if not best and not trainer.fast_dev_run and not getattr(model, "stacked", False):
+        # A run that ends before its first checkpoint (trainer.max_steps, max_time) would "finish" with nothing.
+        raise FaceVAEError(
+            f"training stopped at step {trainer.global_step} (epoch {trainer.current_epoch}) before writing any "
+            "checkpoint: train at least until the first validation (trainer.max_steps, trainer.max_time, "
+            "trainer.check_val_every_n_epoch)"
+        )
     if cfg.get("test") and best:
         test_metrics = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
         metrics.update({k: float(v) for k, v in (test_metrics[0] if test_metrics else {}).items()})

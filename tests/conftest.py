@@ -66,3 +66,73 @@ def wgan_run(tmp_path_factory, long_clip) -> Path:
     cfg = make_train_cfg(tmp, long_clip, "model=wgan_gp", "model.width=8", "trainer.max_epochs=2")
     training.train(cfg)
     return Path(cfg.paths.output_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, long_clip) -> Path:
+    """A narrow beta-VAE trained one epoch on the 12-second clip by the real train config: its run directory.
+    Its cache is `<run>/../cache`. Shared: a test copies it before writing beside it or damaging anything."""
+    from facevae import training
+
+    tmp = tmp_path_factory.mktemp("tiny")
+    cfg = make_train_cfg(
+        tmp, long_clip, "model.channels=[8,8,8,8]", "model.hidden=32", "model.latent_dim=4", "test=false"
+    )
+    training.train(cfg)
+    return Path(cfg.paths.output_dir)
+
+
+@pytest.fixture(scope="session")
+def live_checkpoint(long_clip, tmp_path_factory) -> Path:
+    """A model trained briefly on the 12 s demo clip, which holds two smiles among pose, light and framing changes.
+
+    beta=0.01 and lr=1e-3: four epochs are then enough for the codes to follow the face; at the seed's beta=1 a
+    model trained this briefly collapses to the mean face, whatever the input. Seeded and on one thread, so that the
+    weights do not depend on the tests that ran before or on how the two threads' sums were ordered.
+    """
+    import torch
+
+    from facevae import training
+
+    tmp = tmp_path_factory.mktemp("livetrain")
+    cfg = make_train_cfg(
+        tmp,
+        long_clip,
+        "callbacks=none",
+        "logger=none",
+        "test=false",
+        "trainer.max_epochs=4",
+        "data.batch_size=16",
+        "model.beta=0.01",
+        "model.lr=1e-3",
+    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        training.train(cfg)
+    finally:
+        torch.set_num_threads(threads)
+    return tmp / "run" / "checkpoints" / "last.ckpt"
+
+
+class ScriptedCamera:
+    """Stands in for `cv2.VideoCapture(index)`: delivers the given BGR frames, then fails to read as an unplugged
+    camera does. What no test machine has (a webcam, v4l2loopback) is replaced at the one call that opens it."""
+
+    def __init__(self, frames: list, opened: bool = True, fps: float = 0.0) -> None:
+        self.frames = list(frames)
+        self.opened = opened
+        self.fps = fps  # many webcams report 0
+        self.released = False
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return self.opened
+
+    def read(self):
+        return (True, self.frames.pop(0)) if self.frames else (False, None)
+
+    def get(self, prop: int) -> float:
+        return self.fps
+
+    def release(self) -> None:
+        self.released = True

@@ -52,3 +52,20 @@ def test_a_profiled_fit_says_which_hooks_took_its_time(tmp_path, demo_clip):
     assert "run_training_epoch" in names and any("validation_step" in name for name in names)
     assert all(total >= 0 and calls > 0 for _, total, calls in hooks)
     assert [total for _, total, _ in hooks] == sorted((total for _, total, _ in hooks), reverse=True)
+
+
+def test_the_evaluation_and_feature_sections_parse_and_time_each_log_line():
+    import logging
+
+    from facevae.bench.evaluation import _SectionTimer
+
+    parser = build_parser()
+    args = parser.parse_args(["evaluate", "--ckpt", "x.ckpt", "--set", "sampler=prior"])
+    assert args.run == "evaluation:bench_evaluate" and args.overrides == ["sampler=prior"]
+    assert parser.parse_args(["features", "--n", "50"]).run == "features:bench_features"
+    timer = _SectionTimer()
+    for message in ("reconstruction", "samples"):
+        timer.emit(logging.makeLogRecord({"msg": message}))
+    timer.close_section()
+    assert [name for name, _, _ in timer.rows] == ["start", "reconstruction", "samples"]
+    assert all(wall >= 0 and cpu >= 0 for _, wall, cpu in timer.rows)

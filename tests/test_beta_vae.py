@@ -10,9 +10,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from facevae.errors import FaceVAEError
+from facevae.core.errors import FaceVAEError
+from facevae.core.tensors import to_float_images
 from facevae.models import BetaVAE, BetaVAEModule
-from facevae.models.lit_beta_vae import to_float_images
 
 # Training steps outside a Trainer call self.log(), which only warns there.
 pytestmark = pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
@@ -108,8 +108,8 @@ def test_other_sizes_compute_the_flatten_size(latent_dim, channels, image_size, 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"image_size": 60}, "image_size=60: must be a multiple of 16"),
-        ({"image_size": 8}, "image_size=8"),
+        ({"image_size": 60}, "size=60: must be a multiple of 16"),
+        ({"image_size": 8}, "size=8"),
         ({"latent_dim": 0}, "latent_dim=0"),
         ({"channels": ()}, "channels"),
     ],
@@ -159,12 +159,12 @@ def test_to_float_images_and_on_after_batch_transfer():
     [
         ({"beta": -1.0}, "model.beta=-1.0"),
         ({"sigma": 0.0}, "model.sigma=0.0"),
-        ({"lr": 0}, "model.lr=0.0"),
+        ({"lr": 0}, "model.lr=0:"),
         ({"adam_betas": (0.9,)}, "model.adam_betas"),
         ({"kl_warmup_steps": -5}, "model.kl_warmup_steps=-5"),
-        ({"capacity_max": -1}, "model.capacity_max=-1.0"),
+        ({"capacity_max": -1}, "model.capacity_max=-1:"),
         ({"capacity_steps": -1}, "model.capacity_steps=-1"),
-        ({"image_size": 60}, "model.image_size=60"),
+        ({"image_size": 60}, "data.size=60"),
     ],
 )
 def test_invalid_settings_raise_one_line_error(kwargs, message):
@@ -296,13 +296,13 @@ def test_trainer_logs_metrics_and_checkpoint_rebuilds_the_module(tmp_path):
         assert key in metrics
     assert metrics["train/beta"].item() == pytest.approx(2.0 * 1 / 10)  # last step is step 1 of 10 warm-up
     assert metrics["train/beta_norm"].item() == pytest.approx(0.2 * 4 / (3 * 32 * 32))
-    for key in ["val/loss", "val/recon", "val/kl", "val/psnr", "val/ssim", "val/active_units"]:
+    for key in ["val/loss", "val/recon", "val/kl", "val/psnr", "val/ssim", "val/active_units_kl"]:
         assert key in metrics
     assert [k for k in metrics if k.startswith("val/kl_dim/")] == [f"val/kl_dim/{i:02d}" for i in range(4)]
     kl = module.last_val_kl_per_dim
     assert kl.shape == (4,) and kl.device.type == "cpu"
     assert metrics["val/kl"].item() == pytest.approx(kl.sum().item(), rel=1e-4)
-    assert metrics["val/active_units"].item() == (kl > 0.01).sum().item()
+    assert metrics["val/active_units_kl"].item() == (kl > 0.01).sum().item()
     assert 0 < metrics["val/psnr"].item() < 60 and -1 <= metrics["val/ssim"].item() <= 1
 
     trainer.test(module, loader, verbose=False)
@@ -316,3 +316,28 @@ def test_trainer_logs_metrics_and_checkpoint_rebuilds_the_module(tmp_path):
     x = to_float_images(crops.images[:2])
     torch.testing.assert_close(restored.reconstruct(x), module.reconstruct(x))
     torch.testing.assert_close(restored.log_sigma, module.log_sigma)
+
+
+@pytest.mark.parametrize("mode, shape", [("optimal", ()), ("optimal_per_pixel", (3, 32, 32))])
+def test_optimal_sigma_is_the_batch_mse_in_training_and_kept_for_evaluation(mode, shape):
+    module = BetaVAEModule(latent_dim=4, channels=[16, 16, 32], image_size=32, learn_sigma=mode)
+    x = torch.rand(8, 3, 32, 32)
+    module.train()
+    torch.manual_seed(0)
+    x_mean, *_ = module.model(x)
+    torch.manual_seed(0)
+    module._loss(x, 1.0, None)
+    dims = (0, 1, 2, 3) if mode == "optimal" else (0,)
+    expected = 0.5 * (x - x_mean.detach()).pow(2).mean(dim=dims).log()
+    assert module.log_sigma.shape == shape
+    torch.testing.assert_close(module.log_sigma, expected.clamp(min=-6.0))
+    kept = module.log_sigma.clone()
+    module.eval()
+    module._loss(torch.rand(8, 3, 32, 32), 1.0, None)  # evaluation uses the training value, never its own batch's
+    torch.testing.assert_close(module.log_sigma, kept)
+    assert "log_sigma" in dict(module.named_buffers())
+
+
+def test_an_unknown_sigma_mode_is_refused():
+    with pytest.raises(FaceVAEError, match="model.learn_sigma=sometimes"):
+        BetaVAEModule(learn_sigma="sometimes")

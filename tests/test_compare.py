@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,8 @@ from hydra import compose, initialize_config_dir
 from facevae import training
 from facevae.analysis.compare import compare
 from facevae.analysis.generator_eval import SHARED_MEASURES
-from facevae.errors import user_error
+from facevae.core.errors import user_error
+from facevae.core.outputs import MANIFEST
 from facevae.evaluation import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,13 +45,16 @@ def compared(vae_checkpoint, wgan_run, tmp_path_factory):
 
 def test_compare_writes_one_row_per_checkpoint_with_the_shared_measures(compared):
     _, out = compared
-    assert {p.name for p in out.iterdir()} == {"compare.csv", "compare.md", "compare.png"}
+    assert {p.name for p in out.iterdir()} == {"compare.csv", "compare.md", "compare.png", MANIFEST}
     with (out / "compare.csv").open() as f:
         vae, wgan = list(csv.DictReader(f))
     assert (vae["model"], wgan["model"]) == ("beta-VAE", "WGAN-GP")
     assert vae["latent_dim"] == wgan["latent_dim"] == "32" and vae["beta"] == "1.0" and wgan["beta"] == "—"
     for row in (vae, wgan):
-        assert all(0 <= float(row[k]) < 1e3 for k in SHARED_MEASURES)
+        assert all(0 <= float(row[k]) < 1e3 for k in SHARED_MEASURES if not k.endswith("_ci"))
+        for key in (k for k in SHARED_MEASURES if k.endswith("_ci")):  # an interval, [low, high]
+            low, high = json.loads(row[key])
+            assert low <= float(row[key[: -len("_ci")]]) <= high, key
     assert 0 < float(vae["psnr"]) < 60 and wgan["psnr"] == "—"
     assert (vae["source"], wgan["source"]) == ("computed", "metrics.json")
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from facevae.core.errors import FaceVAEError
 from facevae.data.datamodule import EpochBatches, FaceCropDataModule
-from facevae.errors import FaceVAEError
 
 CPU = torch.device("cpu")
 

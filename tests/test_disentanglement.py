@@ -224,7 +224,9 @@ def test_dci_dead_codes_constant_factor_and_contiguous_split():
     flipped = np.where(np.arange(1000)[:, None] < 800, f, 1 - f).astype(float)
     mu = np.hstack([flipped, np.zeros((1000, 2)), rng.normal(size=(1000, 1))])
     scores = dci(mu, np.hstack([f, np.zeros((1000, 1), dtype=int)]))
+    per_factor = scores.pop("informativeness_per_factor")
     assert all(np.isfinite(v) for v in scores.values())
+    assert np.isfinite(per_factor[0]) and np.isnan(per_factor[1])  # the constant factor: nothing to predict
     assert scores["informativeness_train"] == pytest.approx(1.0)
     assert scores["informativeness"] < 0.05  # tested on the flipped last 20%, never trained on them
 
@@ -293,3 +295,29 @@ def test_unsupervised_scores_keys():
         "gaussian_wasserstein_correlation_norm",
         "mutual_info_score",
     }
+
+
+def test_mutual_info_matrix_is_sklearns_for_every_pair():
+    from sklearn.metrics import mutual_info_score
+
+    from facevae.analysis.disentanglement import _mutual_info_matrix
+
+    rng = np.random.default_rng(3)
+    mu = rng.standard_normal((500, 6))
+    mu[:, 1] = mu[:, 0] + 0.3 * mu[:, 1]  # a dependent pair
+    codes, factors = discretize(mu, 20), rng.integers(0, 4, (500, 3))
+    expected = np.array([[mutual_info_score(factors[:, j], codes[:, i]) for j in range(3)] for i in range(6)])
+    np.testing.assert_allclose(_mutual_info_matrix(codes, factors), expected, rtol=1e-12, atol=1e-15)
+    pairs = np.array([[mutual_info_score(codes[:, i], codes[:, j]) for j in range(6)] for i in range(6)])
+    np.fill_diagonal(pairs, 0)
+    assert mutual_info_latents(mu) == pytest.approx(pairs.sum() / 30, rel=1e-12)
+
+
+def test_mutual_info_of_many_latents_is_estimated_from_a_bounded_sample_of_pairs():
+    rng = np.random.default_rng(4)
+    mu = rng.standard_normal((400, 120))  # 7,140 pairs
+    mu[:, 60:] = mu[:, :60] + 0.5 * rng.standard_normal((400, 60))  # half the pairs' partners are dependent
+    exact = mutual_info_latents(mu, max_pairs=10_000)
+    sampled = mutual_info_latents(mu, max_pairs=2016)
+    assert sampled == pytest.approx(exact, rel=0.05)  # the same mean, estimated
+    assert mutual_info_latents(mu, max_pairs=2016) == sampled  # from the same pairs every time

@@ -15,17 +15,26 @@ from conftest import make_train_cfg
 from hydra import compose, initialize_config_dir
 
 from facevae import training
-from facevae.errors import user_error
+from facevae.core.errors import user_error
 from facevae.evaluation import FIGURES, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
+QUALITY = ("precision", "recall", "density", "coverage", "fd")
 REQUIRED = [
     "psnr",
     "ssim",
     "neg_elbo",
     "kl",
     "active_units",
+    "psnr_mean_face",
+    "psnr_frame_mean",
     "sample_face_rate",
+    *(f"{who}sample_{m}{end}" for who in ("", "prior_") for m in QUALITY for end in ("", "_real")),
+    *(f"sample_{m}_recon" for m in QUALITY),
+    "prior_sample_face_rate",
+    "prior_diversity_ratio",
+    "prior_memorisation_ratio",
+    "sampler_components",
     "smile_silhouette",
     "smile_auc",
     "shift_smile_gain",
@@ -83,6 +92,42 @@ def test_metrics_json_has_every_required_key_as_a_number(evaluated):
     assert 0 < metrics["psnr"] < 60 and -1 <= metrics["ssim"] <= 1
     assert 0 <= metrics["sample_face_rate"] <= 1 and 0 <= metrics["smile_auc"] <= 1
     assert metrics["factor_bins"] == 20
+    assert metrics["sampler"] == "fitted"
+    for key in (f"{who}sample_{m}_ci" for who in ("", "prior_") for m in QUALITY):
+        low, high = metrics[key]
+        assert low <= metrics[key[: -len("_ci")]] <= high, key
+    assert metrics["psnr"] > metrics["psnr_mean_face"] - 10  # both on the test frames, in dB
+
+
+def test_the_fitted_sampler_is_saved_beside_the_metrics(evaluated):
+    from facevae.models.latent_sampler import GaussianMixtureSampler
+
+    metrics, out = evaluated
+    sampler = GaussianMixtureSampler.load(out / "sampler.npz")
+    assert len(sampler.weights) == metrics["sampler_components"] and sampler.means.shape[1] == 32
+
+
+def test_sample_scores_are_deterministic_for_a_seed_and_follow_the_chosen_sampler(checkpoint):
+    from facevae.analysis.checkpoint import datamodule_for, load_run
+    from facevae.analysis.encoding import decode_latents, encode_images
+    from facevae.analysis.sampler_eval import evaluate_samplers
+
+    run = load_run(checkpoint)
+    dm = datamodule_for(run)
+    mu, _ = encode_images(run.model, dm.data.crops)
+    images = {"train": dm.images("train"), "test": dm.images("test")}
+    images["recon"] = decode_latents(run.model, mu[dm.rows("test")])
+    images["train_recon"] = decode_latents(run.model, mu[dm.rows("train")])
+    args = (run.model, mu[dm.rows("train")], mu[dm.rows("val")], images, 60, 3)
+    first, again = evaluate_samplers(*args, "fitted").metrics, evaluate_samplers(*args, "fitted").metrics
+    assert json.dumps(first, sort_keys=True) == json.dumps(again, sort_keys=True)
+    swapped = evaluate_samplers(*args, "prior").metrics
+    assert swapped["sample_precision"] == first["prior_sample_precision"]
+    assert swapped["fitted_sample_recall"] == first["sample_recall"]
+
+
+def test_an_unknown_sampler_is_refused(tmp_path, checkpoint):
+    assert "sampler=gmm" in _refused([f"ckpt_path={checkpoint}", "sampler=gmm"], tmp_path / "out")
 
 
 def test_latents_npz_holds_codes_frames_and_factor_labels(evaluated, checkpoint):
@@ -219,3 +264,22 @@ def test_the_command_line_prints_the_output_dir_last_and_fails_in_one_line(check
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert Path(ok.stdout.strip().splitlines()[-1]) == tmp_path / "cli"
     assert list((tmp_path / "cli").glob("wandb/offline-run-*"))  # logged beside the training run, offline
+
+
+def test_evaluation_psnr_is_the_psnr_train_py_logs_for_the_same_frames(checkpoint):
+    from torchmetrics.image import PeakSignalNoiseRatio
+
+    from facevae.analysis.checkpoint import datamodule_for, load_run
+    from facevae.analysis.reconstruction import reconstruction_metrics
+    from facevae.core.tensors import to_float_images
+
+    run = load_run(checkpoint)
+    test = datamodule_for(run).images("test")
+    logged = PeakSignalNoiseRatio(data_range=1.0)  # what BetaVAEModule logs as test/psnr, batch by batch
+    for start in range(0, len(test), 7):
+        x = to_float_images(torch.from_numpy(np.array(test[start : start + 7])))
+        with torch.no_grad():
+            logged.update(run.model.reconstruct(x).clamp(0, 1), x)
+    ours = reconstruction_metrics(run.model, test)
+    assert ours["psnr"] == pytest.approx(float(logged.compute()), abs=1e-3)
+    assert ours["psnr_frame_mean"] != pytest.approx(ours["psnr"], abs=1e-3)  # the other number has its own name

@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from facevae.core.errors import FaceVAEError
 from facevae.data import cache
 from facevae.data import extract as extract_module
 from facevae.data.cache import load_cache
 from facevae.data.extract import ExtractionParams, prepare_cache
 from facevae.data.synthetic import write_demo_video
 from facevae.data.video import iter_video_frames
-from facevae.errors import FaceVAEError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,8 @@ from hydra import compose, initialize_config_dir
 
 from facevae.analysis.generator_eval import SHARED_MEASURES, sample_measures
 from facevae.analysis.interpolation import prior_corners
-from facevae.errors import user_error
+from facevae.core.errors import user_error
+from facevae.core.outputs import MANIFEST
 from facevae.evaluation import evaluate
 from facevae.models import BetaVAEModule
 
@@ -35,9 +36,11 @@ def evaluated(wgan_run, tmp_path_factory):
 
 def test_a_wgan_checkpoint_gets_the_sample_measures_and_figures_and_nothing_that_needs_an_encoder(evaluated):
     metrics, out = evaluated
-    assert {p.name for p in out.iterdir()} == {"metrics.json", "samples.png", "interpolation.png"}
+    assert {p.name for p in out.iterdir()} == {"metrics.json", "samples.png", "interpolation.png", MANIFEST}
     written = json.loads((out / "metrics.json").read_text())
-    assert all(isinstance(written[k], int | float) for k in SHARED_MEASURES), written
+    assert all(isinstance(written[k], int | float) for k in SHARED_MEASURES if not k.endswith("_ci")), written
+    assert all(len(written[k]) == 2 for k in SHARED_MEASURES if k.endswith("_ci"))
+    assert written["sample_precision_real"] > 0 and written["sample_fd"] >= 0
     assert 0 <= written["sample_face_rate"] <= 1 and written["sample_diversity"] > 0
     assert written["sample_nn_train_distance"] > 0 and written["heldout_nn_train_distance"] > 0
     assert written["model_class"].endswith("WGANGPModule") and written["n_samples"] == 200

@@ -76,11 +76,13 @@ def test_prior_samples_are_deterministic(model):
     assert np.array_equal(z, z2) and np.array_equal(images, images2)
 
 
-def test_samples_figure_writes_a_png(model, real_crops, tmp_path):
+def test_samples_figure_writes_a_png_with_a_panel_per_sampler(model, real_crops, tmp_path):
+    from facevae.analysis.samples import SamplerPanel
+
     _, samples = prior_samples(model, n=12)
-    distance, index = nearest_training_crops(samples, real_crops)
-    path = samples_figure(
-        samples, real_crops[index], tmp_path / "samples.png", n=12, nn_distances=distance, reference_distance=1.0
-    )
-    image = cv2.imread(str(path))
-    assert image is not None and image.shape[0] > 300 and image.shape[1] > 800
+    panels = [SamplerPanel("z ~ N(0, I)", samples, "FAILS"), SamplerPanel("fitted", samples[::-1], "like")]
+    one = samples_figure(panels[:1], real_crops, tmp_path / "one.png", n=12, reference_distance=1.0)
+    two = samples_figure(panels, real_crops, tmp_path / "two.png", n=12, reference_distance=1.0)
+    one, two = cv2.imread(str(one)), cv2.imread(str(two))
+    assert one is not None and one.shape[0] > 300 and one.shape[1] > 800
+    assert two.shape[1] > one.shape[1]  # a second column of samples (the title sets the width of one)

@@ -12,7 +12,7 @@ import torch
 from test_beta_vae import FaceCrops, batch_of, structured_images
 from torch.utils.data import DataLoader
 
-from facevae.errors import FaceVAEError
+from facevae.core.errors import FaceVAEError
 from facevae.models import BetaVAEModule, speed
 
 pytestmark = pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from facevae.core.errors import FaceVAEError
 from facevae.data.split import (
     GAP,
     auto_block_s,
@@ -14,7 +15,6 @@ from facevae.data.split import (
     time_block_split,
     warn_if_little_training,
 )
-from facevae.errors import FaceVAEError
 
 TIMES = np.arange(0, 600, 1 / 8)  # ten minutes at 8 fps
 
@@ -87,3 +87,10 @@ def test_little_training_is_warned_about(caplog):
     with caplog.at_level("WARNING"):
         warn_if_little_training(good, 2.0, 0.5)
     assert caplog.text == ""
+
+
+def test_blocks_chosen_for_a_very_short_video_are_a_second_at_least():
+    times = np.arange(0, 6, 1 / 8)  # six seconds: a tenth would be 0.6 s, below the shortest block a user may give
+    assert auto_block_s(times) == pytest.approx(1.0)
+    labels = time_block_split(times, auto_block_s(times), auto_gap_s(auto_block_s(times)))
+    assert (labels == 0).any() and (labels == 1).any() and (labels == 2).any()

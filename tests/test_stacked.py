@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from facevae import training
 from facevae.analysis.checkpoint import load_run
 from facevae.analysis.sweep_report import collect, sweep_report
-from facevae.errors import FaceVAEError
+from facevae.core.errors import FaceVAEError
 from facevae.models import BetaVAEModule, StackedBetaVAEModule
 from facevae.sweeps import read_status
 from facevae.wandb_offline import run_contents

@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from facevae.analysis.checkpoint import load_run
-from facevae.errors import FaceVAEError
+from facevae.core.errors import FaceVAEError
 from facevae.models import Critic, Generator, WGANGPModule
 from facevae.models.wgan_gp import gradient_penalty
 
@@ -50,7 +50,7 @@ def test_the_critic_scores_each_image_with_no_batch_norm(layer_norm):
 def test_other_image_sizes_scale_the_networks_and_odd_ones_are_refused():
     assert Generator(8, 4, image_size=32)(torch.randn(2, 8)).shape == (2, 3, 32, 32)
     assert Critic(4, image_size=32)(torch.randn(2, 3, 32, 32)).shape == (2,)
-    with pytest.raises(FaceVAEError, match="image_size=48"):
+    with pytest.raises(FaceVAEError, match="size=48"):
         Generator(image_size=48)
 
 

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import importlib
 import json
-import pickle
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 
-from facevae.callbacks.checkpoint_metadata import CHECKPOINT_KEY
+from facevae.core.checkpoint import CHECKPOINT_KEY, one_line, read_checkpoint
+from facevae.core.errors import FaceVAEError
 from facevae.data.datamodule import FaceCropDataModule
-from facevae.errors import FaceVAEError
 
 
 @dataclass
@@ -48,24 +46,15 @@ def saved_metrics(ckpt_path: Path | str, n_samples: int, seed: int) -> dict | No
     path = evaluation_dir(ckpt_path) / "metrics.json"
     if not path.is_file() or path.stat().st_mtime < ckpt_path.stat().st_mtime:
         return None
-    metrics = json.loads(path.read_text())
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None  # damaged or edited by hand: computed again
+    if not isinstance(metrics, dict):
+        return None
     same_checkpoint = Path(metrics.get("checkpoint", "")).resolve() == ckpt_path.resolve()
     same_samples = metrics.get("n_samples") == int(n_samples) and metrics.get("seed") == int(seed)
     return metrics if same_checkpoint and same_samples else None
-
-
-def read_checkpoint(path: Path | str) -> dict:
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FaceVAEError(f"{path}: no such checkpoint")
-    try:
-        # weights_only=False: our own checkpoints carry plain dicts of config beside the tensors.
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as err:
-        raise FaceVAEError(f"{path}: not a readable checkpoint ({type(err).__name__}: {str(err)[:80]})") from None
-    if not isinstance(ckpt, dict) or CHECKPOINT_KEY not in ckpt or "state_dict" not in ckpt:
-        raise FaceVAEError(f"{path}: not a facevae checkpoint (no config and data split inside; train.py writes them)")
-    return ckpt
 
 
 def load_run(path: Path | str, device: str | torch.device = "cpu") -> TrainedRun:
@@ -82,8 +71,18 @@ def load_run(path: Path | str, device: str | torch.device = "cpu") -> TrainedRun
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
         model = cls.load_from_checkpoint(path, map_location=device)
-    except (ImportError, AttributeError, KeyError, TypeError, RuntimeError) as err:
-        raise FaceVAEError(f"{path}: the model inside cannot be rebuilt ({type(err).__name__}: {err})") from None
+    except (ImportError, AttributeError, KeyError, TypeError, RuntimeError, ValueError) as err:
+        raise FaceVAEError(
+            f"{path}: the model inside cannot be rebuilt ({type(err).__name__}: {one_line(err)})"
+        ) from None
+    broken = [
+        name for name, value in model.state_dict().items() if value.is_floating_point() and not value.isfinite().all()
+    ]
+    if broken:
+        raise FaceVAEError(
+            f"{path}: {len(broken)} weight tensors hold NaN or infinite values (first: {broken[0]}): training "
+            "diverged before this checkpoint; evaluate an earlier one"
+        )
     model.eval()
     return TrainedRun(path, model, meta["config"], meta)
 
@@ -101,6 +100,10 @@ def datamodule_for(run: TrainedRun, overrides: dict | None = None) -> FaceCropDa
         dm = FaceCropDataModule(**data_cfg)
     except TypeError as err:
         raise FaceVAEError(f"{run.path}: its data config does not fit this version of facevae ({err})") from None
+    if dm.hparams.video and not dm.source.exists():  # the crops are found by the video's content: it is needed
+        raise FaceVAEError(
+            f"{dm.source}: the data {run.path.name} was trained on is not there; give data.video= where it is now"
+        )
     dm.load_state_dict({"split": run.meta["split"]})
     dm.setup("test")
     key = dm.data.manifest["key"]

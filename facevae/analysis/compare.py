@@ -21,8 +21,12 @@ from facevae.analysis.checkpoint import TrainedRun, datamodule_for, evaluation_d
 from facevae.analysis.generator_eval import GRID, SHARED_MEASURES, sample_measures
 from facevae.analysis.interpolation import prior_grid
 from facevae.analysis.samples import prior_samples
-from facevae.errors import FaceVAEError
-from facevae.images import image_grid, save_figure
+from facevae.core.device import pick_device
+from facevae.core.errors import FaceVAEError
+from facevae.core.files import atomic_file, write_text
+from facevae.core.outputs import OutputKind, output_folder
+from facevae.core.tensors import image_grid
+from facevae.plots.figure import save_figure
 
 log = logging.getLogger(__name__)
 
@@ -31,22 +35,37 @@ MISSING = tables.MISSING  # a measure that does not apply to the model (PSNR of 
 COLUMNS = ("name", "model", "latent_dim", "beta", *SHARED_MEASURES, "psnr", "source", "checkpoint")
 
 
+def _earlier_comparison(folder: Path) -> bool:
+    """A folder a comparison wrote before facevae recorded its files: compare.csv with this table's header."""
+    try:
+        with (folder / "compare.csv").open() as f:
+            return f.readline().startswith("name,model,latent_dim,")
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+COMPARISON = OutputKind(
+    "comparison",
+    "evaluate.py compare=",
+    frozenset({"compare.csv", "compare.md", "compare.png"}),
+    earlier=_earlier_comparison,
+)
+
+
 def compare(cfg: DictConfig) -> tuple[list[dict], Path]:
     """Rows of the comparison of cfg.compare's checkpoints, and the directory the table and figure went to."""
-    from facevae.evaluation import _replacing, pick_device  # one way to pick a device and to replace a result
-
     paths = _checkpoint_paths(cfg)
     device = pick_device(cfg.device)
-    rows, panels = [], []
-    for path in paths:
-        run = load_run(path, device)
-        log.info("%s: %s", path, type(run.model).__name__)
-        rows.append(_row(run, cfg))
-        panels.append(_panels(run.model, int(cfg.seed)))
-    out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else Path(cfg.paths.log_dir) / "compare"
-    with _replacing(out_dir) as tmp:
+    runs = [load_run(path, device) for path in paths]  # every checkpoint readable before any work
+    out_dir = Path(cfg.output_dir).expanduser() if cfg.get("output_dir") else Path(cfg.paths.log_dir) / "compare"
+    with output_folder(out_dir, COMPARISON) as tmp:  # checked before any work: it never replaces a user's files
+        rows, panels = [], []
+        for run in runs:
+            log.info("%s: %s", run.path, type(run.model).__name__)
+            rows.append(_row(run, cfg))
+            panels.append(_panels(run.model, int(cfg.seed)))
         write_csv(rows, tmp / "compare.csv")
-        (tmp / "compare.md").write_text("\n".join(markdown_table(rows) + markdown_notes(rows)) + "\n")
+        write_text(tmp / "compare.md", "\n".join(markdown_table(rows) + markdown_notes(rows)) + "\n")
         compare_figure([f"{r['name']} ({r['model']})" for r in rows], panels, tmp / "compare.png")
     return rows, out_dir
 
@@ -89,7 +108,7 @@ def _reusable_metrics(run: TrainedRun, cfg: DictConfig) -> dict | None:
     """evaluate.py's metrics.json for this checkpoint at this n_samples and seed, if it holds every shared measure
     (older files that do not record them are recomputed rather than trusted)."""
     metrics = saved_metrics(run.path, cfg.n_samples, cfg.seed)
-    if metrics is None or any(not isinstance(metrics.get(k), int | float) for k in SHARED_MEASURES):
+    if metrics is None or any(not isinstance(metrics.get(k), int | float | list) for k in SHARED_MEASURES):
         return None
     log.info("reusing %s", evaluation_dir(run.path) / "metrics.json")
     return metrics
@@ -113,7 +132,7 @@ def _panels(model, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
-    with path.open("w", newline="") as f:
+    with atomic_file(path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows([{k: row.get(k, MISSING) for k in COLUMNS} for row in rows])
@@ -128,10 +147,13 @@ def markdown_notes(rows: list[dict]) -> list[str]:
     """What the columns mean, and which checkpoint each row is: the lines under the table in compare.md."""
     return [
         "",
-        "Samples: n prior samples z ~ N(0, I) against the test crops (heldout_*) and the training crops. "
+        "Samples: n prior samples z ~ N(0, I) against the test crops (heldout_*) and the training crops "
+        "(a beta-VAE's metrics.json reused here holds its default sampler's, evaluate.py's sampler=). "
         "diversity_ratio ~ 0 is mode collapse; memorisation_ratio well below 1 means samples sit nearer training "
-        "frames than new frames do. psnr: test frames reconstructed, for models with an encoder. source: "
-        "metrics.json of an earlier evaluate.py, or computed by this comparison.",
+        "frames than new frames do. sample_precision, _recall, _density, _coverage and _fd: random-CNN features "
+        "of the samples against the test crops, _real the same for training crops in their place (what new frames "
+        "of the person reach), _ci a bootstrap 95% interval. psnr: test frames reconstructed, for models with an "
+        "encoder. source: metrics.json of an earlier evaluate.py, or computed by this comparison.",
         "",
         *[f"- {row['name']}: {row['checkpoint']}" for row in rows],
     ]

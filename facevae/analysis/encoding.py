@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from facevae.images import to_uint8_hwc
-from facevae.models.lit_beta_vae import to_float_images
+from facevae.core.tensors import to_float_images, to_uint8_hwc
 
 
 def _device(model: torch.nn.Module) -> torch.device:

@@ -37,7 +37,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from facevae.analysis.encoding import decode_latents, encode_images
-from facevae.images import image_grid, save_figure
+from facevae.core.tensors import image_grid
+from facevae.plots.figure import save_figure
 
 DEFAULT_STEPS = np.linspace(0.0, 1.0, 7)
 FEATURE_SIZE = 32  # pixel models see 32x32 grayscale: enough for the mouth's shape, few enough weights to fit

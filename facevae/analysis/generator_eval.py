@@ -6,7 +6,9 @@ any model with `decode(z)` from the same prior draws (numpy seed `seed`):
 
     samples        `sample_statistics` of n prior samples against the held-out test crops and the training crops:
                    sample_face_rate, sample_diversity, diversity_ratio (mode collapse), sample_nn_train_distance,
-                   memorisation_ratio (copied training frames), and the held-out references beside them
+                   memorisation_ratio (copied training frames), and the held-out references beside them; and
+                   `sample_quality`'s precision, recall, density, coverage and Fréchet distance, each with its real
+                   reference (`_real`) and bootstrap interval (`_ci`)
     interpolation  the three-point grid between three prior draws (`three_point_grid`), as in the seed's WGAN
                    figure, and how evenly it changes (`path_smoothness`): interp_smoothness_prior,
                    interp_max_step_prior, interp_corner_distance_prior
@@ -26,8 +28,11 @@ from omegaconf import DictConfig
 from facevae.analysis import samples
 from facevae.analysis.checkpoint import TrainedRun
 from facevae.analysis.interpolation import label_grid_axes, path_smoothness, prior_grid
+from facevae.analysis.sample_quality import quality_reference, sample_quality
+from facevae.core.tensors import image_grid
 from facevae.data.datamodule import FaceCropDataModule
-from facevae.images import image_grid, save_figure
+from facevae.metrics.sample_quality import MEASURES as QUALITY_MEASURES
+from facevae.plots.figure import save_figure
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,7 @@ SHARED_MEASURES = (
     "sample_nn_train_distance",
     "heldout_nn_train_distance",
     "memorisation_ratio",
+    *(f"sample_{m}{end}" for m in QUALITY_MEASURES for end in ("", "_real", "_ci")),
     "interp_smoothness_prior",
     "interp_max_step_prior",
     "interp_corner_distance_prior",
@@ -55,10 +61,14 @@ def sample_measures(
     samples.png (16 samples over their nearest training crops) and interpolation.png there."""
     _, sampled = samples.prior_samples(model, n_samples, seed)
     stats = samples.sample_statistics(sampled, heldout, train)
+    stats.update(sample_quality(quality_reference(train, heldout, n_samples, seed), sampled).as_metrics("sample"))
     grid = prior_grid(model, seed, GRID)
     stats.update({f"interp_{k}_prior": v for k, v in path_smoothness(grid, GRID).items()})
     if out is not None:
-        samples.samples_beside_neighbours(sampled[:16], train, stats, out / "samples.png")
+        panel = samples.SamplerPanel("z ~ N(0, I)", sampled[:16], samples.sampler_title_line(stats))
+        samples.samples_figure(
+            [panel], train, out / "samples.png", reference_distance=stats["heldout_nn_train_distance"]
+        )
         prior_interpolation_figure(grid, stats, out / "interpolation.png")
     return {k: stats[k] for k in SHARED_MEASURES}
 
@@ -75,6 +85,7 @@ def prior_interpolation_figure(grid: np.ndarray, stats: dict, path: Path, n: int
     label_grid_axes(ax, n, grid.shape[1])
     ax.set_title(
         "Three-point interpolation between prior draws A, B, C ~ N(0, I) (Sullivan, section 4)\n"
+        f"{samples.sampler_title_line(stats)}\n"
         f"smoothness {stats['interp_smoothness_prior']:.2f} (1 = even cross-fade), largest step "
         f"{stats['interp_max_step_prior']:.1f}x the mean, A-B/A-C distance {stats['interp_corner_distance_prior']:.2f}",
         fontsize=9,

@@ -21,12 +21,19 @@ from pathlib import Path
 import numpy as np
 
 from facevae.analysis.encoding import decode_latents
-from facevae.images import image_grid, save_figure
+from facevae.core.tensors import image_grid
+from facevae.plots.figure import save_figure
 
 # Below this sine of the angle between two codes, slerp's 1/sin(omega) blows up rounding errors: use lerp.
 SLERP_EPS = 1e-6
 PAD = 2  # pixels between tiles in every grid of the figure, as image_grid lays them out
 INPUT_COLOUR, INPUT_COLOUR_NAME = (31, 119, 180), "tab:blue"  # the frame around real crops, and their labels
+GRID_TITLES = {
+    "encoded": "held-out frames A, B, C (real crops in blue) encoded,\nthe plane between their codes decoded",
+    "prior": "three prior draws A, B, C ~ N(0, I),\nthe plane between them decoded",
+    "fitted": "three draws A, B, C of the sampler fitted to the training codes,\nthe plane between them decoded",
+}
+STRIP_NAMES = {"encoded": "held-out", "prior": "prior", "fitted": "fitted"}
 
 
 def three_point_grid(z_a: np.ndarray, z_b: np.ndarray, z_c: np.ndarray, n: int = 8) -> np.ndarray:
@@ -228,15 +235,19 @@ def interpolation_figure(
     strip_len: int = 10,
     *,
     path: str | Path,
+    fitted_corners: np.ndarray | None = None,
+    verdicts: dict[str, str] | None = None,
 ) -> dict[str, float]:
     """Save interpolation.png (150 dpi) and return how smoothly the decoded grids change.
 
     Left: the `three_point_grid` between three encoded held-out frames (3 x D posterior means), with the real
-    crops (`corner_images`, uint8 3 x H x W x 3, optional) outside their corners. Right: the same between three
-    prior draws (3 x D). Below: `strip_len` steps from corner a to corner b of each, by lerp and by slerp.
+    crops (`corner_images`, uint8 3 x H x W x 3, optional) outside their corners. Beside it: the same between three
+    prior draws (3 x D) and, given `fitted_corners`, between three draws of the sampler fitted to the training codes,
+    side by side; `verdicts` (by "prior" and "fitted") adds a line to their titles. Below: `strip_len` steps from
+    corner a to corner b of each, by lerp and by slerp.
 
-    Returns, for the encoded (`_encoded`) and prior (`_prior`) grids, the `path_smoothness` numbers as
-    interp_smoothness, interp_max_step and interp_corner_distance, and the mean pixel distance between the
+    Returns, for the encoded (`_encoded`), prior (`_prior`) and fitted (`_fitted`) grids, the `path_smoothness`
+    numbers as interp_smoothness, interp_max_step and interp_corner_distance, and the mean pixel distance between the
     lerp and slerp strips (interp_slerp_vs_lerp_*; 0 when the two paths decode alike).
     """
     import matplotlib
@@ -244,14 +255,15 @@ def interpolation_figure(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    encoded_corners = np.asarray(encoded_corners, dtype=np.float64)
-    prior_corners = np.asarray(prior_corners, dtype=np.float64)
-    for name, corners in (("encoded_corners", encoded_corners), ("prior_corners", prior_corners)):
+    all_corners = {"encoded": encoded_corners, "prior": prior_corners, "fitted": fitted_corners}
+    all_corners = {k: np.asarray(c, dtype=np.float64) for k, c in all_corners.items() if c is not None}
+    for name, corners in all_corners.items():
         if corners.ndim != 2 or len(corners) != 3:
-            raise ValueError(f"{name} must be 3 x D, got shape {corners.shape}")
+            raise ValueError(f"{name}_corners must be 3 x D, got shape {corners.shape}")
+    verdicts = verdicts or {}
 
     grids, strips, stats = {}, {}, {}
-    for kind, corners in (("encoded", encoded_corners), ("prior", prior_corners)):
+    for kind, corners in all_corners.items():
         grids[kind] = decode_latents(model, three_point_grid(*corners, n=n).astype(np.float32))
         for key, value in path_smoothness(grids[kind], n).items():
             stats[f"interp_{key}_{kind}"] = value
@@ -262,11 +274,14 @@ def interpolation_figure(
         stats[f"interp_slerp_vs_lerp_{kind}"] /= 255.0
     side = grids["encoded"].shape[1]
 
+    kinds = list(all_corners)
     tile_in = 0.55  # inches per 64-pixel tile at 150 dpi: ~80 screen pixels, the mouth and eyes stay legible
-    fig = plt.figure(figsize=(tile_in * 2 * (n + 3), tile_in * (n + 4 * 1.25) + 2.0), layout="constrained")
-    outer = fig.add_gridspec(2, 1, height_ratios=[n + 1.6, 4 * 1.25])
-    top = outer[0].subgridspec(1, 2, wspace=0.06)
-    for i, kind in enumerate(("encoded", "prior")):
+    rows = [(kind, how) for kind in kinds for how in ("lerp", "slerp")]
+    strip_h = len(rows) * 1.25
+    fig = plt.figure(figsize=(tile_in * len(kinds) * (n + 3), tile_in * (n + strip_h) + 2.4), layout="constrained")
+    outer = fig.add_gridspec(2, 1, height_ratios=[n + 2.2, strip_h])
+    top = outer[0].subgridspec(1, len(kinds), wspace=0.06)
+    for i, kind in enumerate(kinds):
         ax = fig.add_subplot(top[0, i])
         inputs = np.asarray(corner_images) if kind == "encoded" and corner_images is not None else None
         picture, x0 = _with_inputs(grids[kind], inputs, n)
@@ -280,19 +295,15 @@ def interpolation_figure(
             for x, y, text in ((PAD + side / 2, 0, "real A"), (right, 0, "real B"), (PAD + side / 2, n - 1, "real C")):
                 _tile_label(ax, x, centres[y], side, text, INPUT_COLOUR_NAME, 0.8)
         s = stats
-        title = (
-            "held-out frames A, B, C (real crops in blue) encoded,\nthe plane between their codes decoded"
-            if kind == "encoded"
-            else "three prior draws A, B, C ~ N(0, I),\nthe plane between them decoded"
-        )
+        verdict = f"\n{verdicts[kind]}" if kind in verdicts else ""
         ax.set_title(
-            f"{title}\nsmoothness {s[f'interp_smoothness_{kind}']:.2f} (1 = even cross-fade), largest step "
-            f"{s[f'interp_max_step_{kind}']:.1f}x the mean, A-B/A-C distance {s[f'interp_corner_distance_{kind}']:.2f}",
+            f"{GRID_TITLES[kind]}{verdict}\nsmoothness {s[f'interp_smoothness_{kind}']:.2f} (1 = even cross-fade), "
+            f"largest step {s[f'interp_max_step_{kind}']:.1f}x the mean, A-B/A-C distance "
+            f"{s[f'interp_corner_distance_{kind}']:.2f}",
             fontsize=9,
         )
 
-    bottom = outer[1].subgridspec(4, 1)
-    rows = [("encoded", "lerp"), ("encoded", "slerp"), ("prior", "lerp"), ("prior", "slerp")]
+    bottom = outer[1].subgridspec(len(rows), 1)
     for i, (kind, how) in enumerate(rows):
         ax = fig.add_subplot(bottom[i, 0])
         ax.imshow(image_grid(strips[kind, how], ncols=strip_len, pad=PAD))
@@ -300,14 +311,13 @@ def interpolation_figure(
         ax.set_yticks([])
         for spine in ax.spines.values():
             spine.set_visible(False)
-        who = "held-out A → B" if kind == "encoded" else "prior A → B"
         line = "straight line (lerp)" if how == "lerp" else "great circle (slerp)"
-        ax.set_ylabel(f"{who}\n{line}", rotation=0, ha="right", va="center", fontsize=8)
+        ax.set_ylabel(f"{STRIP_NAMES[kind]} A → B\n{line}", rotation=0, ha="right", va="center", fontsize=8)
         if i == 0:
             ax.set_title(
                 f"one line from A (left) to B (right) in {strip_len} steps, straight vs spherical; mean distance "
-                f"between the two decoded strips: {s['interp_slerp_vs_lerp_encoded']:.2f} held-out, "
-                f"{s['interp_slerp_vs_lerp_prior']:.2f} prior",
+                "between the two decoded strips: "
+                + ", ".join(f"{s[f'interp_slerp_vs_lerp_{k}']:.2f} {STRIP_NAMES[k]}" for k in kinds),
                 fontsize=9,
             )
 

@@ -6,10 +6,11 @@ import numpy as np
 import torch
 
 from facevae.analysis.latent_stats import active_units, psnr
-from facevae.images import image_grid, save_figure, to_uint8_hwc
-from facevae.models.lit_beta_vae import to_float_images
+from facevae.core.tensors import image_grid, to_float_images, to_uint8_hwc
+from facevae.metrics.psnr import set_psnr
 from facevae.models.objectives import gaussian_nll, kl_divergence
 from facevae.models.ssim import ssim_per_image
+from facevae.plots.figure import save_figure
 
 ACTIVE_KL_NATS = 0.01
 
@@ -19,6 +20,8 @@ def reconstruction_metrics(model, images: np.ndarray, batch_size: int = 256, see
     """Metrics of `model` on uint8 crops, plus the per-frame arrays behind them (keys ending in `_per_frame`).
 
     PSNR and SSIM compare each input with the decoder mean at the posterior mean, on [0, 1] with data_range=1.
+    `psnr` is the set's PSNR from the MSE over every pixel of every frame, as train.py's test/psnr
+    (`facevae.metrics.psnr`); `psnr_frame_mean`, `psnr_median` and `psnr_p05` summarise the per-frame PSNRs.
     The negative ELBO is the beta=1 bound -E_q[log p(x|z)] + KL with one z ~ q(z|x) per image (seeded), in nats
     per image.
     """
@@ -41,7 +44,8 @@ def reconstruction_metrics(model, images: np.ndarray, batch_size: int = 256, see
     arrays = {k: np.concatenate(v) for k, v in out.items()}
     kl_dims = arrays["kl"].mean(axis=0)
     return {
-        "psnr": float(arrays["psnr"].mean()),
+        "psnr": set_psnr(10.0 ** (-arrays["psnr"] / 10.0)),
+        "psnr_frame_mean": float(arrays["psnr"].mean()),
         "psnr_median": float(np.median(arrays["psnr"])),
         "psnr_p05": float(np.percentile(arrays["psnr"], 5)),
         "ssim": float(arrays["ssim"].mean()),
@@ -78,11 +82,18 @@ def reconstruction_figure(model, images: np.ndarray, metrics: dict, path, n: int
         ax = fig.add_subplot(grid[0, col])
         values = metrics[f"{key}_per_frame"]
         ax.hist(values, bins=40, color="tab:blue", alpha=0.8)
-        ax.axvline(values.mean(), color="k", linestyle="--", label=f"mean {values.mean():.3f} {unit}")
+        ax.axvline(values.mean(), color="k", linestyle="--", label=f"mean of frames {values.mean():.3f} {unit}")
+        title = f"{key.upper()} of reconstructions on the held-out test blocks (n={len(values)})"
+        if key == "psnr" and "psnr_mean_face" in metrics:
+            # The baseline: the mean training face as every frame's reconstruction (train.py prints it too).
+            base, gain = metrics["psnr_mean_face"], metrics["psnr"] - metrics["psnr_mean_face"]
+            ax.axvline(metrics["psnr"], color="k", label=f"whole set {metrics['psnr']:.2f} dB (as train.py)")
+            ax.axvline(base, color="tab:red", linestyle=":", lw=2, label=f"mean training face {base:.2f} dB")
+            title += f"\n{gain:+.2f} dB over the mean face: " + ("better" if gain > 0 else "NO BETTER") + " than it"
         ax.set_xlabel(f"{key.upper()} per test frame {f'({unit})' if unit else ''}")
         ax.set_ylabel("test frames")
-        ax.set_title(f"{key.upper()} of reconstructions on the held-out test blocks (n={len(values)})")
-        ax.legend()
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=8)
     ax = fig.add_subplot(grid[1, :])
     rows = []
     for r in range(3):

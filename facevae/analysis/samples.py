@@ -21,6 +21,7 @@ reference with the same blur.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -28,8 +29,9 @@ import numpy as np
 
 from facevae.analysis.encoding import decode_latents
 from facevae.analysis.latent_stats import mean_pairwise_distance, nearest_neighbours
+from facevae.core.tensors import image_grid
 from facevae.data.faces import Box, CropParams, crop_square, load_cascade
-from facevae.images import image_grid, save_figure
+from facevae.plots.figure import save_figure
 
 # Face detection on crops. A crop is 0.8 of the Haar box (CropParams.scale), so the face overfills it and no
 # detection window fits around it; the crop is therefore enlarged and given a border of repeated edge pixels, 30%
@@ -174,13 +176,8 @@ def sample_statistics(
         sets["recon"] = heldout_recon
     stats: dict[str, float] = {}
     for name, images in sets.items():
-        images = np.asarray(images)
-        if images.dtype != np.uint8 or images.ndim != 4:
-            raise ValueError(f"{name} images must be uint8 N x H x W x 3, got {images.dtype} {images.shape}")
-        images = images[spread_indices(len(images), max_items)]
-        stats[f"{name}_diversity"] = mean_pairwise_distance(images, max_pairs=20_000, seed=0) / 255.0
-        stats[f"{name}_nn_train_distance"] = float(np.mean(nearest_training_crops(images, train, max_train)[0]))
-        stats[f"{name}_face_rate"] = face_detection_rate(images[spread_indices(len(images), max_faces)])
+        one = image_set_statistics(images, train, max_items, max_train, max_faces, name=name)
+        stats.update({f"{name}_{k}": v for k, v in one.items()})
     stats["diversity_ratio"] = _ratio(stats["sample_diversity"], stats["heldout_diversity"])
     stats["memorisation_ratio"] = _ratio(stats["sample_nn_train_distance"], stats["heldout_nn_train_distance"])
     if heldout_recon is not None:
@@ -188,83 +185,135 @@ def sample_statistics(
     return stats
 
 
+def image_set_statistics(
+    images: np.ndarray,
+    train: np.ndarray,
+    max_items: int | None = 1000,
+    max_train: int | None = 5000,
+    max_faces: int | None = 500,
+    name: str = "images",
+) -> dict[str, float]:
+    """diversity, nn_train_distance and face_rate of one set of uint8 crops, as `sample_statistics` defines them."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4:
+        raise ValueError(f"{name} images must be uint8 N x H x W x 3, got {images.dtype} {images.shape}")
+    images = images[spread_indices(len(images), max_items)]
+    return {
+        "diversity": mean_pairwise_distance(images, max_pairs=20_000, seed=0) / 255.0,
+        "nn_train_distance": float(np.mean(nearest_training_crops(images, train, max_train)[0])),
+        "face_rate": face_detection_rate(images[spread_indices(len(images), max_faces)]),
+    }
+
+
+@dataclass(frozen=True)
+class SamplerPanel:
+    """One sampler's column of samples.png: its name, the samples shown, and the title line that judges them."""
+
+    name: str  # e.g. "z ~ N(0, I)"
+    samples: np.ndarray  # uint8 n x H x W x 3, the first ones of the set the measures used
+    verdict: str  # `sampler_title_line`'s line
+
+
+def sampler_title_line(stats: dict, prefix: str = "sample") -> str:
+    """Face rate, precision and recall of a sampler beside their real references, and the verdict on them."""
+    from facevae.analysis.sample_quality import verdict
+
+    face, held = stats[f"{prefix}_face_rate"], stats["heldout_face_rate"]
+    p, p_real = stats[f"{prefix}_precision"], stats[f"{prefix}_precision_real"]
+    r, r_real = stats[f"{prefix}_recall"], stats[f"{prefix}_recall_real"]
+    line = verdict(face, held, p, p_real, r, r_real)
+    if "sample_precision_recon" in stats:  # what the decoder reaches on real codes: the most a sampler can
+        line += (
+            f" (reconstructions of real frames: precision {stats['sample_precision_recon']:.2f}, "
+            f"recall {stats['sample_recall_recon']:.2f})"
+        )
+    return (
+        f"face rate {face:.2f} (held-out {held:.2f}), precision {p:.2f} (real {p_real:.2f}), "
+        f"recall {r:.2f} (real {r_real:.2f})\n{line}"
+    )
+
+
+def _pairs_picture(samples: np.ndarray, nn_images: np.ndarray, ncols: int, gap: int = 14) -> tuple[np.ndarray, int]:
+    """Rows of `ncols` samples, each row over the nearest training crop of each; returns the picture and the
+    number of pairs of rows. `gap`: a white band between two pairs."""
+    blocks = []
+    for start in range(0, len(samples), ncols):
+        chunk = slice(start, min(start + ncols, len(samples)))
+        blank = np.full((ncols - (chunk.stop - chunk.start), *samples.shape[1:]), 255, np.uint8)
+        pair = image_grid(np.concatenate([samples[chunk], blank, nn_images[chunk], blank]), ncols=ncols, pad=2)
+        blocks += [pair, np.full((gap, pair.shape[1], 3), 255, np.uint8)]
+    return np.concatenate(blocks[:-1]), len(blocks) // 2
+
+
+def _draw_pairs(ax, samples: np.ndarray, nn_images: np.ndarray, nn_distances: np.ndarray | None, ncols: int) -> None:
+    side, step, gap = samples.shape[1], samples.shape[1] + 2, 14
+    picture, n_pairs = _pairs_picture(samples, nn_images, ncols, gap)
+    ax.imshow(picture)
+    tops = np.repeat(np.arange(n_pairs) * (2 * step + 2 + gap), 2) + np.tile([0, step], n_pairs)  # each tile row
+    ax.set_yticks(tops + 2 + side / 2, ["sample", "its nearest\ntraining crop"] * n_pairs)
+    ax.set_xticks([])
+    ax.tick_params(length=0, labelsize=9)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    for i, d in enumerate([] if nn_distances is None else np.asarray(nn_distances)[: len(samples)]):
+        r, c = divmod(i, ncols)
+        # On the bottom edge of the training crop (the chin), where it hides the least.
+        ax.text(
+            2 + c * step + side / 2,
+            tops[2 * r + 1] + 2 + side - 2,
+            f"d = {d:.2f}",
+            ha="center",
+            va="bottom",
+            fontsize=7,
+            color="white",
+            bbox={"boxstyle": "round,pad=0.15", "fc": "black", "alpha": 0.6, "lw": 0},
+        )
+
+
 def samples_figure(
-    samples: np.ndarray,
-    nn_images: np.ndarray,
+    panels: list[SamplerPanel],
+    train: np.ndarray,
     path: str | Path,
     n: int = 16,
-    nn_distances: np.ndarray | None = None,
     reference_distance: float | None = None,
     ncols: int = 8,
 ) -> Path:
-    """Save samples.png (150 dpi): the first n prior samples, each with its nearest training crop beneath it.
+    """Save samples.png (150 dpi): for each sampler side by side, its first n samples, each above its nearest
+    training crop (`nearest_training_crops`, distance d under it), titled with the sampler's verdict.
 
-    Pairs of rows: `ncols` samples, then the nearest training crop of each (`nearest_training_crops`), so a
-    decoder that replays frames shows twins. nn_distances (one per shown sample) are written under each pair;
-    reference_distance, the held-out crops' mean distance to their nearest training crop, goes in the title as the
-    distance a genuinely new frame has.
+    A decoder that replays frames shows twins; reference_distance, the held-out crops' mean distance to their
+    nearest training crop, goes in the title as the distance a genuinely new frame has.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    samples, nn_images = np.asarray(samples), np.asarray(nn_images)
-    n = min(n, len(samples))
-    if len(nn_images) < n:
-        raise ValueError(f"need a nearest training crop for each of the {n} samples shown, got {len(nn_images)}")
+    n = min(n, *(len(p.samples) for p in panels))
     ncols = min(ncols, n)
-    side, step, gap = samples.shape[1], samples.shape[1] + 2, 14  # gap: white band between two pairs of rows
-    blocks = []
-    for start in range(0, n, ncols):
-        chunk = slice(start, min(start + ncols, n))
-        blank = np.full((ncols - (chunk.stop - chunk.start), *samples.shape[1:]), 255, np.uint8)
-        pair = image_grid(np.concatenate([samples[chunk], blank, nn_images[chunk], blank]), ncols=ncols, pad=2)
-        blocks += [pair, np.full((gap, pair.shape[1], 3), 255, np.uint8)]
-    picture = np.concatenate(blocks[:-1])
-    n_pairs = len(blocks) // 2
-    block_h = 2 * step + 2 + gap
-
+    n_pairs = -(-n // ncols)
     tile_in = 0.8  # inches per tile at 150 dpi: 120 screen pixels, enough to tell a copy from a look-alike
-    fig, ax = plt.subplots(figsize=(tile_in * ncols + 2.2, tile_in * 2.2 * n_pairs + 1.3), layout="constrained")
-    ax.imshow(picture)
-    tops = np.repeat(np.arange(n_pairs) * block_h, 2) + np.tile([0, step], n_pairs)  # top of each row of tiles
-    ax.set_yticks(tops + 2 + side / 2, ["prior sample", "its nearest\ntraining crop"] * n_pairs)
-    ax.set_xticks([])
-    ax.tick_params(length=0, labelsize=9)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-    if nn_distances is not None:
-        for i, d in enumerate(np.asarray(nn_distances)[:n]):
-            r, c = divmod(i, ncols)
-            # On the bottom edge of the training crop (the chin), where it hides the least.
-            ax.text(
-                2 + c * step + side / 2,
-                tops[2 * r + 1] + 2 + side - 2,
-                f"d = {d:.2f}",
-                ha="center",
-                va="bottom",
-                fontsize=7,
-                color="white",
-                bbox={"boxstyle": "round,pad=0.15", "fc": "black", "alpha": 0.6, "lw": 0},
-            )
+    fig, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=((tile_in * ncols + 2.2) * len(panels), tile_in * 2.2 * n_pairs + 1.8),
+        squeeze=False,
+        layout="constrained",
+    )
+    for ax, panel in zip(axes[0], panels, strict=True):
+        shown = np.asarray(panel.samples)[:n]
+        distance, rows = nearest_training_crops(shown, train)
+        _draw_pairs(ax, shown, np.asarray(train)[rows], distance, ncols)
+        ax.set_title(f"{panel.name}\n{panel.verdict}", fontsize=10)
     reference = (
-        f"\nfor reference, held-out (new) frames lie {reference_distance:.2f} from their nearest training crop"
+        f"; held-out (new) frames lie {reference_distance:.2f} from their nearest training crop"
         if reference_distance is not None
         else ""
     )
-    ax.set_title(
-        "Memorisation check: prior samples z ~ N(0, I), each above its nearest training crop\n"
-        "d = pixel L2 on 0-1 values; twins, or d far below the held-out reference, mean replayed frames" + reference,
+    fig.suptitle(
+        "Generated faces, each above its nearest training crop (d = pixel L2 on 0-1 values: twins, or d far below "
+        f"the held-out reference, mean replayed frames{reference})\nprecision and recall: random-CNN features "
+        "against the held-out crops, beside training crops in the samples' place (real)",
         fontsize=10,
     )
-    path = save_figure(fig, path, dpi=150, bbox_inches="tight")
-    return path
-
-
-def samples_beside_neighbours(shown: np.ndarray, train: np.ndarray, stats: dict, path: Path) -> Path:
-    """samples_figure for `shown` samples over their nearest training crops, with sample_statistics' reference."""
-    nn_dist, nn_rows = nearest_training_crops(shown, train)
-    return samples_figure(
-        shown, train[nn_rows], path, nn_distances=nn_dist, reference_distance=stats["heldout_nn_train_distance"]
-    )
+    return save_figure(fig, path, dpi=150, bbox_inches="tight")

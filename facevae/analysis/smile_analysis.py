@@ -18,7 +18,7 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
 from facevae.analysis.smiles import blockwise_auc, knn_purity, smile_silhouette
-from facevae.images import save_figure
+from facevae.plots.figure import save_figure
 
 log = logging.getLogger(__name__)
 

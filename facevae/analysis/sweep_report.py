@@ -20,9 +20,11 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from facevae.analysis.tables import MISSING, markdown_table
-from facevae.data.cache import atomic_file
-from facevae.errors import FaceVAEError, user_error
-from facevae.images import save_figure
+from facevae.core.errors import FaceVAEError, user_error
+from facevae.core.files import write_text
+from facevae.core.outputs import OutputKind, output_folder
+from facevae.metrics.sample_quality import MEASURES as QUALITY_MEASURES
+from facevae.plots.figure import save_figure
 from facevae.sweeps import job_dirs, read_status, sweep_group
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,7 @@ IDENTITY = ["job", "status", "swept", "model", "beta", "latent_dim", "seed"]
 # The measures a sweep is compared on, as metrics.json names them (test blocks unless said otherwise).
 MEASURES = [
     "psnr",
+    "psnr_mean_face",
     "ssim",
     "recon_nll",
     "kl",
@@ -47,9 +50,38 @@ MEASURES = [
     "sample_face_rate",
     "diversity_ratio",
     "memorisation_ratio",
+    # Sample quality of the default sampler (evaluate.py's sampler=), each beside its real reference and interval.
+    *(f"sample_{m}{end}" for m in QUALITY_MEASURES for end in ("", "_real", "_ci")),
 ]
-SHOWN = ["psnr", "recon_nll", "kl", "active_units", "mig", "dci_disentanglement", "smile_auc", "sample_face_rate"]
+SHOWN = [
+    "psnr",
+    "recon_nll",
+    "kl",
+    "active_units",
+    "mig",
+    "dci_disentanglement",
+    "smile_auc",
+    "sample_face_rate",
+    "sample_precision",
+    "sample_recall",
+]
 PLOTS = ("rate_distortion.png", "psnr_vs_beta.png", "disentanglement_vs_beta.png", "active_units_vs_beta.png")
+
+
+def _earlier_report(folder: Path) -> bool:
+    """A folder a sweep report went into before facevae recorded its files: sweep.csv with this table's header."""
+    try:
+        with (folder / "sweep.csv").open() as f:
+            return f.readline().startswith(",".join(IDENTITY[:3]))
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def report_kind(shared: bool) -> OutputKind:
+    """The sweep report's files; written beside the jobs in the sweep directory (shared), or into a folder of its
+    own given by output_dir=."""
+    files = frozenset({"sweep.csv", "sweep.md", *PLOTS})
+    return OutputKind("sweep report", "evaluate.py sweep_dir=", files, shared=shared, earlier=_earlier_report)
 
 
 @dataclass
@@ -136,9 +168,8 @@ def spread_over_seeds(table: pd.DataFrame, measures: list[str]) -> pd.DataFrame:
 
 # -- writing -------------------------------------------------------------------------------------------------------
 def write_report(table: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files = [_atomic_write(out_dir / "sweep.csv", table.to_csv(index=False))]
-    files.append(_atomic_write(out_dir / "sweep.md", markdown_report(table, sweep_dir)))
+    files = [write_text(out_dir / "sweep.csv", table.to_csv(index=False))]
+    files.append(write_text(out_dir / "sweep.md", markdown_report(table, sweep_dir)))
     files += plot_sweep(table, out_dir)
     return files
 
@@ -175,12 +206,6 @@ def _pm(mean: float, std: float) -> str:
     if isinstance(mean, float) and math.isnan(mean):
         return MISSING
     return f"{mean:.4g} ± {std:.2g}" if not math.isnan(std) else f"{mean:.4g}"
-
-
-def _atomic_write(path: Path, text: str) -> Path:
-    with atomic_file(path) as tmp:
-        tmp.write_text(text)
-    return path
 
 
 # -- plots ---------------------------------------------------------------------------------------------------------
@@ -243,6 +268,9 @@ def _against_beta(done: pd.DataFrame, measures: list[tuple[str, str]], path: Pat
             ax.scatter(jobs["beta"], jobs[column], s=14, alpha=0.5)
             stats = jobs.groupby("beta")[column].agg(["mean", "std"]).reset_index()
             ax.errorbar(stats["beta"], stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3, label=name)
+        if column == "psnr" and done["psnr_mean_face"].notna().any():
+            base = float(done["psnr_mean_face"].mean())  # the same test frames in every job: one baseline
+            ax.axhline(base, color="tab:red", linestyle=":", lw=2, label=f"mean training face {base:.2f} dB")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("β")
         ax.set_ylabel(label)
@@ -263,9 +291,11 @@ def sweep_report(sweep_dir: Path | str, metrics_of: Callable[[Path], dict], out_
         raise FaceVAEError(f"sweep_dir={sweep_dir}: no such directory")
     if not job_dirs(sweep_dir):
         raise FaceVAEError(f"sweep_dir={sweep_dir}: no job directories (0/, 1/, ...) inside; is it a multirun dir?")
-    table = collect(sweep_dir, metrics_of)
-    out_dir = Path(out_dir) if out_dir else sweep_dir
-    files = write_report(table, sweep_dir, out_dir)
+    out_dir = Path(out_dir).expanduser() if out_dir else sweep_dir
+    shared = out_dir.resolve() == sweep_dir.resolve()
+    with output_folder(out_dir, report_kind(shared)) as staging:  # checked before any job is evaluated
+        table = collect(sweep_dir, metrics_of)
+        files = [out_dir / f.name for f in write_report(table, sweep_dir, staging)]
     if table[MEASURES].isna().all(axis=None):
         raise FaceVAEError(f"sweep_dir={sweep_dir}: no job could be evaluated (why: {out_dir / 'sweep.md'})")
     return SweepReport(table, out_dir, files)

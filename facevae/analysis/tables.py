@@ -19,4 +19,6 @@ def cell(value) -> str:
         return MISSING
     if isinstance(value, float):
         return f"{value:.4g}"
+    if isinstance(value, list | tuple):  # an interval, [low, high]
+        return "[" + ", ".join(cell(v) for v in value) + "]"
     return str(value)

@@ -6,13 +6,17 @@
                                        [--profile]
     python -m facevae.bench sweep      [--betas 1 2 4 8 16] [--n-jobs 5] [--epochs 3] [--batch-sizes 64 1024]
     python -m facevae.bench results    [--epochs 5] [--seeds 0 1 2]
+    python -m facevae.bench evaluate   --ckpt PATH [--n-samples 1000] [--output-dir DIR] [--set KEY=VALUE]
+    python -m facevae.bench features   [--n 1000]
 
 extraction: decoding and face extraction against realtime (extraction.py). alignment: each `data.align` method's
 accuracy and steadiness against the demo's true eye positions, and its cost (alignment.py). train: images/s of a
 bare eager step, a bare compiled step, the full train.py loop and a DataLoader-from-numpy loop, and the seed
 experiment's fit time (training.py). sweep: a beta sweep as jobs side by side and as one stacked model, against
 one run (sweep.py). results: the validation loss with each speed switch on and off, beside the run-to-run noise
-(results.py). The sections that train take the data as train.py does (--video, --cache-dir; the built-in demo by
+(results.py). evaluate: evaluate.py's time on one checkpoint, section by section (evaluation.py). features: not a
+timing but a measurement, how each candidate feature space for the sample-quality scores ranks flawed sample sets
+(features.py). The sections that train take the data as train.py does (--video, --cache-dir; the built-in demo by
 default), take train.py overrides for every run they time (--set KEY=VALUE) and time on the GPU when there is one.
 Tests check behaviour, never speed: these tables are the record, kept in the README's Performance section.
 """
@@ -24,7 +28,7 @@ import importlib
 import logging
 from pathlib import Path
 
-from facevae.errors import exit_on_error
+from facevae.core.errors import exit_on_error
 
 
 def data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,6 +103,25 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--epochs", type=int, default=5)
     results.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the eager runs (noise)")
     results.set_defaults(run="results:bench_results")
+
+    evaluation = sections.add_parser("evaluate", help="evaluate.py on one checkpoint, section by section")
+    evaluation.add_argument("--ckpt", required=True, help="a checkpoint written by train.py")
+    evaluation.add_argument("--n-samples", type=int, default=1000, help="evaluate.py's n_samples")
+    evaluation.add_argument("--output-dir", help="keep evaluate.py's results there (default: a temporary directory)")
+    evaluation.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an evaluate.py override (repeatable)",
+    )
+    evaluation.set_defaults(run="evaluation:bench_evaluate")
+
+    features = sections.add_parser("features", help="which feature space ranks flawed sample sets correctly")
+    data_arguments(features)
+    features.add_argument("--n", type=int, default=1000, help="training crops in each set (at most all of them)")
+    features.set_defaults(run="features:bench_features")
     return parser
 
 

@@ -21,11 +21,11 @@ import cv2
 import numpy as np
 
 from facevae.bench.machine import describe_machine
+from facevae.core.errors import FaceVAEError
 from facevae.data import video
 from facevae.data.align import AlignParams
 from facevae.data.extract import ExtractionParams, extract_crops
 from facevae.data.synthetic import write_demo_video
-from facevae.errors import FaceVAEError
 
 log = logging.getLogger(__name__)
 

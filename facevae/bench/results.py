@@ -66,7 +66,7 @@ def val_loss(overrides: list[str], epochs: int) -> tuple[float, float]:
     from omegaconf import open_dict
 
     from facevae import training
-    from facevae.config import CONF_DIR
+    from facevae.core.config import CONF_DIR
 
     torch._dynamo.reset()
     with tempfile.TemporaryDirectory() as out:

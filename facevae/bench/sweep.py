@@ -26,7 +26,7 @@ import torch
 
 from facevae.bench import data_overrides
 from facevae.bench.machine import describe_machine
-from facevae.errors import FaceVAEError
+from facevae.core.errors import FaceVAEError
 
 ROOT = Path(__file__).resolve().parents[2]
 

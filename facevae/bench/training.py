@@ -36,8 +36,8 @@ import torch
 
 from facevae.bench import data_overrides
 from facevae.bench.machine import describe_machine
+from facevae.core.tensors import to_float_images
 from facevae.models import BetaVAE, speed
-from facevae.models.lit_beta_vae import to_float_images
 from facevae.models.objectives import beta_vae_loss
 
 log = logging.getLogger(__name__)
@@ -348,7 +348,7 @@ def train_py_loop(batch: int, epochs: int, overrides: list[str], profile: bool =
     from omegaconf import open_dict
 
     from facevae import training
-    from facevae.config import CONF_DIR
+    from facevae.core.config import CONF_DIR
 
     torch._dynamo.reset()  # a compiled step starts from nothing, as in a fresh train.py process
     clock = Clock()

@@ -11,8 +11,8 @@ import torch
 
 from facevae.analysis.interpolation import prior_grid
 from facevae.callbacks.media import log_image
-from facevae.images import image_grid
-from facevae.models.lit_beta_vae import to_float_images
+from facevae.core import rules
+from facevae.core.tensors import image_grid, to_float_images
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,14 @@ class _EveryNEpochs(pl.Callback):
     # A method the model must have for this callback to apply ("encode", "reconstruct"); None: any model. The
     # WGAN has a generator but no encoder, so the callbacks that look at encoded frames skip it.
     requires: str | None = None
+    # Each setting's range (all are whole numbers): grids and image counts stay small enough to draw every few epochs.
+    limits: dict[str, tuple[int, int | None]] = {"every_n_epochs": (1, None), "seed": (0, 2**32 - 1)}
+
+    @classmethod
+    def check_settings(cls, values: dict, prefix: str) -> None:
+        """Every setting of this callback in the config (facevae.validation runs this before training)."""
+        for key, value in values.items():
+            rules.whole(f"{prefix}.{key}", value, *cls.limits[key])
 
     def __init__(self, every_n_epochs: int = 1):
         self.every_n_epochs = every_n_epochs
@@ -54,6 +62,7 @@ class ReconstructionGrid(_EveryNEpochs):
     """Rows of 8: val inputs, then their reconstructions (decoder mean at the posterior mean) beneath them."""
 
     requires = "reconstruct"
+    limits = {**_EveryNEpochs.limits, "n_images": (1, 256)}
 
     def __init__(self, n_images: int = 16, every_n_epochs: int = 1):
         super().__init__(every_n_epochs)
@@ -79,6 +88,8 @@ class ReconstructionGrid(_EveryNEpochs):
 class PriorSamples(_EveryNEpochs):
     """Decoded samples z ~ N(0, I), from the same z every epoch so that their change over training shows."""
 
+    limits = {**_EveryNEpochs.limits, "n_images": (1, 256)}
+
     def __init__(self, n_images: int = 16, every_n_epochs: int = 1, seed: int = 0):
         super().__init__(every_n_epochs)
         self.n_images = n_images
@@ -101,6 +112,8 @@ class PriorSamples(_EveryNEpochs):
 class PriorInterpolation(_EveryNEpochs):
     """The seed's three-point interpolation grid between three fixed prior draws a, b, c: columns move from a
     towards b, rows from a towards c (`three_point_grid`). Needs only a decoder, so it shows a generator too."""
+
+    limits = {**_EveryNEpochs.limits, "grid_size": (2, 32)}
 
     def __init__(self, grid_size: int = 8, every_n_epochs: int = 1, seed: int = 0):
         super().__init__(every_n_epochs)

@@ -17,11 +17,19 @@ from facevae.analysis.latent_stats import kl_per_dim
 from facevae.analysis.traversals import central_code, traversal_latents
 from facevae.callbacks.images import _EveryNEpochs
 from facevae.callbacks.media import log_image
-from facevae.images import image_grid
+from facevae.core.tensors import image_grid
 
 
 class LatentAnalysis(_EveryNEpochs):
     requires = "encode"
+    # max_frames bounds the encoding and the scores' cost whatever the val set's size; factor_bins as in evaluate.py.
+    limits = {
+        **_EveryNEpochs.limits,
+        "grid_size": (2, 32),
+        "traversal_dims": (1, 64),
+        "max_frames": (10, 20_000),
+        "factor_bins": (2, 1000),
+    }
 
     def __init__(
         self,

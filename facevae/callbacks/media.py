@@ -9,6 +9,8 @@ import numpy as np
 import pytorch_lightning as pl
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
+from facevae.core.files import atomic_file
+
 
 def log_image(trainer: pl.Trainer, key: str, image: np.ndarray, caption: str | None = None) -> None:
     """Send an H x W x 3 uint8 image to W&B and TensorBoard; every logger setup also gets `images/<key>.png`."""
@@ -20,8 +22,11 @@ def log_image(trainer: pl.Trainer, key: str, image: np.ndarray, caption: str | N
             logger.experiment.add_image(key, image, trainer.global_step, dataformats="HWC")
     if trainer.default_root_dir:
         path = Path(trainer.default_root_dir) / "images" / (key.replace("/", "_") + ".png")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        with atomic_file(path) as tmp:
+            ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            if not ok:
+                raise ValueError(f"{key}: OpenCV could not encode a {image.shape} image as PNG")
+            tmp.write_bytes(png.tobytes())
 
 
 def figure_to_array(fig) -> np.ndarray:

@@ -14,22 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from facevae.errors import FaceVAEError
+from facevae.core.errors import FaceVAEError
+from facevae.core.files import file_identity, write_npy
 
 CACHE_FORMAT = 2  # 2: counts gained frames and skipped
-_HEAD_TAIL_BYTES = 1 << 20
 
 
 @dataclass
@@ -51,26 +45,18 @@ class FaceCrops:
         return self.frames[names].to_numpy(np.float64) if names else None
 
 
-def file_identity(path: Path) -> str:
-    """Size plus a hash of the first and last MiB: cheap on a 2 GB video, and changes when its content does."""
-    digest = hashlib.sha256()
-    size = path.stat().st_size
-    digest.update(str(size).encode())
-    with open(path, "rb") as f:
-        digest.update(f.read(_HEAD_TAIL_BYTES))
-        if size > _HEAD_TAIL_BYTES:
-            f.seek(max(_HEAD_TAIL_BYTES, size - _HEAD_TAIL_BYTES))
-            digest.update(f.read())
-    return digest.hexdigest()
-
-
 def source_identity(source: Path, image_files: list[Path] | None = None) -> str:
     if image_files is None:
         return file_identity(source)
     digest = hashlib.sha256()
     for file in image_files:
         digest.update(file.name.encode())
-        digest.update(file_identity(file).encode())
+        try:
+            digest.update(file_identity(file).encode())
+        except OSError as err:
+            raise FaceVAEError(
+                f"{file}: cannot read it ({err.strerror or err}); make it readable or move it out of the folder"
+            ) from None
     return digest.hexdigest()
 
 
@@ -88,102 +74,84 @@ def cache_path(cache_dir: Path, source: Path, key: str) -> Path:
     return Path(cache_dir) / f"{source.stem}-{key}"
 
 
-def is_complete(path: Path) -> bool:
-    return (path / "manifest.json").is_file() and (path / "crops.npy").is_file() and (path / "frames.csv").is_file()
+CACHE_FILES = ("crops.npy", "frames.csv", "manifest.json")
+FRAME_COLUMNS = ("frame", "time_s", "x", "y", "w", "h")
 
 
-@contextmanager
-def atomic_directory(final: Path) -> Iterator[Path]:
-    """Yield a temporary directory beside `final`; rename it to `final` only if the block finishes.
+class DamagedCache(FaceVAEError):
+    """A cache folder whose files are missing, unreadable or disagree: prepare_cache extracts it again."""
 
-    On any error the temporary directory is removed, and so is the parent if this call created it, so bad input
-    leaves nothing behind. A process killed midway leaves only a hidden `.tmp-*` directory, which no reader takes
-    for a cache and a later build clears.
-    """
-    parent = final.parent
-    created_parent = not parent.exists()
-    parent.mkdir(parents=True, exist_ok=True)
-    _clear_stale_temporaries(parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=parent))
-    try:
-        yield tmp
-        try:
-            os.replace(tmp, final)
-        except OSError:
-            if not final.is_dir():
-                raise
-            # Another process (a parallel sweep job) finished the same build first; the key makes them equal.
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if created_parent and not any(parent.iterdir()):
-            parent.rmdir()
-        raise
-
-
-@contextmanager
-def atomic_file(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path` to write; it becomes `path` only if the block finishes, so a reader
-    never sees half a file. The temporary is removed either way."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-@contextmanager
-def build_lock(final: Path) -> Iterator[None]:
-    """Let one process build `final` while others wait for it, instead of all extracting the same video at once.
-
-    An advisory lock on a hidden file beside it, removed afterwards. Where locks are not available (no fcntl),
-    builds may overlap, which costs time but not correctness: see atomic_directory.
-    """
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    parent = final.parent
-    created_parent = not parent.exists()
-    parent.mkdir(parents=True, exist_ok=True)
-    lock = parent / f".lock-{final.name}"
-    with open(lock, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            lock.unlink(missing_ok=True)
-            fcntl.flock(handle, fcntl.LOCK_UN)
-    if created_parent and not any(parent.iterdir()):  # bad input leaves no empty cache folder behind
-        parent.rmdir()
-
-
-def _clear_stale_temporaries(parent: Path, max_age_s: float = 3600) -> None:
-    """Remove temporaries of builds that were killed: ones untouched for an hour (a live build writes often)."""
-    for tmp in parent.glob(".tmp-*"):
-        try:
-            abandoned = time.time() - tmp.stat().st_mtime > max_age_s
-        except OSError:
-            continue
-        if abandoned:
-            shutil.rmtree(tmp, ignore_errors=True)
+    def __init__(self, path: Path, reason: str):
+        self.path, self.reason = path, reason
+        super().__init__(
+            f"{path}: a damaged crop cache ({reason}); `python -m facevae.prepare` with the same data settings "
+            "extracts it again"
+        )
 
 
 def write_cache(directory: Path, crops: np.ndarray, frames: pd.DataFrame, manifest: dict) -> None:
-    np.save(directory / "crops.npy", crops)
+    """The three files, into a fresh folder that atomic_directory renames into place (and fsyncs) when complete."""
+    with open(directory / "crops.npy", "wb") as f:
+        write_npy(f, crops)
     frames.to_csv(directory / "frames.csv", index=False, float_format="%.6g")
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def load_cache(path: Path, mmap: bool = True) -> FaceCrops:
+    """The cache at `path`, checked as it is opened: the manifest parses, crops.npy has the manifest's count, size
+    and dtype, and frames.csv one row per crop with its columns. A DamagedCache otherwise."""
     path = Path(path)
-    if not is_complete(path):
-        raise FaceVAEError(f"{path}: not a complete face-crop cache (run `python -m facevae.prepare`)")
-    crops = np.load(path / "crops.npy", mmap_mode="r" if mmap else None)
-    frames = pd.read_csv(path / "frames.csv")
-    manifest = json.loads((path / "manifest.json").read_text())
+    if path.exists() and not path.is_dir():
+        raise DamagedCache(path, "a file, not a cache folder")
+    if not path.is_dir():
+        raise FaceVAEError(f"{path}: no crop cache there (`python -m facevae.prepare` extracts it)")
+    missing = [name for name in CACHE_FILES if not (path / name).is_file()]
+    if missing:
+        raise DamagedCache(path, f"{', '.join(missing)} missing")
+    manifest = _read_manifest(path)
+    crops = _read_crops(path, manifest, mmap)
+    frames = _read_frames(path, manifest, len(crops))
     return FaceCrops(path, crops, frames, manifest)
+
+
+def _read_manifest(path: Path) -> dict:
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+        counts, params, names = manifest["counts"], manifest["params"], manifest.get("factor_names", [])
+        valid = isinstance(manifest["key"], str) and path.name.endswith(manifest["key"])
+        valid = valid and isinstance(counts["accepted"], int) and isinstance(params["size"], int)
+        valid = valid and isinstance(names, list) and all(isinstance(n, str) for n in names)
+    except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError) as err:
+        raise DamagedCache(path, f"manifest.json unreadable: {type(err).__name__}") from None
+    if not valid:
+        raise DamagedCache(path, "manifest.json does not describe this cache")
+    return manifest
+
+
+def _read_crops(path: Path, manifest: dict, mmap: bool) -> np.ndarray:
+    try:
+        crops = np.load(path / "crops.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise DamagedCache(path, f"crops.npy unreadable: {str(err).splitlines()[0][:80]}") from None
+    size, count = manifest["params"]["size"], manifest["counts"]["accepted"]
+    if crops.dtype != np.uint8 or crops.shape != (count, size, size, 3):
+        shape = "x".join(map(str, crops.shape))
+        raise DamagedCache(path, f"crops.npy holds {shape} {crops.dtype}, the manifest {count}x{size}x{size}x3 uint8")
+    return crops
+
+
+def _read_frames(path: Path, manifest: dict, count: int) -> pd.DataFrame:
+    try:
+        frames = pd.read_csv(path / "frames.csv")
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise DamagedCache(path, f"frames.csv unreadable: {type(err).__name__}") from None
+    needed = [*FRAME_COLUMNS, *manifest.get("factor_names", [])]
+    missing = [c for c in needed if c not in frames.columns]
+    if missing:
+        raise DamagedCache(path, f"frames.csv lacks the columns {', '.join(missing)}")
+    if len(frames) != count:
+        raise DamagedCache(path, f"frames.csv has {len(frames)} rows for {count} crops")
+    numeric = frames[needed].apply(pd.to_numeric, errors="coerce")
+    if numeric.isna().any(axis=None):
+        raise DamagedCache(path, "frames.csv has empty or non-numeric values")
+    return frames

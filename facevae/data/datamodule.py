@@ -8,6 +8,8 @@ the host but the indices. On CPU the "device copy" is the cache itself.
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +17,13 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
+from facevae.core import rules
+from facevae.core.errors import require
 from facevae.data import split as splitting
 from facevae.data.align import AlignParams
 from facevae.data.cache import FaceCrops, load_cache
 from facevae.data.extract import ExtractionParams, ExtractionResult, format_summary, prepare_cache
 from facevae.data.faces import CropParams, DetectorParams
-from facevae.errors import FaceVAEError
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +69,21 @@ class EpochBatches(Sampler):
     the permutations it would have seen. Every process gets the same number of batches, as DDP requires.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        epoch_of: Callable[[], int] | None = None,
+    ):
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
+        # Where the epoch is read from when an epoch's first batch is drawn (the trainer's count): Lightning makes the
+        # loader's iterator before it calls set_epoch, and on a resume it would hand out the permutation of epoch 0.
+        self.epoch_of = epoch_of
         # Static batch shapes: drop the ragged last batch, unless the set is smaller than one batch.
         self.drop_last = n >= batch_size * world_size
 
@@ -81,13 +95,16 @@ class EpochBatches(Sampler):
         return max(1, batches // self.world_size) if self.drop_last else batches
 
     def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        # A generator: the permutation is drawn at the epoch's first batch, when its number is known.
+        epoch = self.epoch_of() if self.epoch_of is not None else self.epoch
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         order = torch.randperm(self.n, generator=generator).tolist()
         batches = [order[i : i + self.batch_size] for i in range(0, self.n, self.batch_size)]
         if not self.drop_last:  # a set smaller than a batch per process: every process trains on all of it
-            return iter(batches)
+            yield from batches
+            return
         batches = batches[: len(self) * self.world_size]  # whole batches, the same count for every process
-        return iter(batches[self.rank :: self.world_size])
+        yield from batches[self.rank :: self.world_size]
 
 
 class FaceCropDataModule(pl.LightningDataModule):
@@ -119,13 +136,7 @@ class FaceCropDataModule(pl.LightningDataModule):
         progress: bool = True,
     ):
         super().__init__()
-        if on_device not in (True, False, "auto"):
-            raise FaceVAEError(f"data.on_device={on_device}: use auto, true or false")
-        if on_device is True and num_workers > 0:
-            raise FaceVAEError(
-                f"data.on_device=true gathers batches on the training device, in this process: "
-                f"data.num_workers={num_workers} would have nothing to do (set it to 0, or data.on_device=false)"
-            )
+        self.check_settings({k: v for k, v in locals().items() if k not in ("self", "__class__")})
         self.save_hyperparameters()
         self.params = ExtractionParams(
             fps=fps,
@@ -138,6 +149,32 @@ class FaceCropDataModule(pl.LightningDataModule):
         self.labels: np.ndarray | None = None  # 0 train, 1 val, 2 test, -1 gap; one per crop
         self._recorded_split: dict | None = None
         self._device_crops: dict[str, torch.Tensor] = {}  # the cache on each device batches went to, by name
+        self._order_seed = 0  # seeds the training batches' permutations; set by setup
+
+    @staticmethod
+    def check_settings(values: dict, prefix: str = "data") -> None:
+        """Every value of the data config, before any video is read (facevae.validation runs this for each command)."""
+        v = rules.with_defaults(FaceCropDataModule.__init__, values)
+        for key in ("video", "demo_video", "cache_dir"):
+            rules.text(f"{prefix}.{key}", v[key], optional=key == "video")
+        # A demo of a few seconds cannot be split into blocks; one of hours takes as long to make and to extract.
+        rules.number(f"{prefix}.demo_seconds", v["demo_seconds"], 10, 7200, why=" seconds")
+        ExtractionParams.check_settings(v, prefix)
+        splitting.check_settings(v, prefix)
+        rules.whole(f"{prefix}.split_seed", v["split_seed"], 0, 2**32 - 1)
+        # Batches larger than the data are one batch of all of it (EpochBatches); there is no upper bound to set.
+        rules.whole(f"{prefix}.batch_size", v["batch_size"], lo=1)
+        rules.whole(f"{prefix}.eval_batch_size", v["eval_batch_size"], lo=1)
+        cores = os.cpu_count() or 1
+        rules.whole(f"{prefix}.num_workers", v["num_workers"], 0, cores, why=f" (this machine has {cores} CPU cores)")
+        rules.choice(f"{prefix}.on_device", v["on_device"], ("auto", True, False))
+        require(
+            not (v["on_device"] is True and v["num_workers"] > 0),
+            f"{prefix}.on_device=true gathers batches on the training device, in this process: "
+            f"{prefix}.num_workers={v['num_workers']} would have nothing to do "
+            f"(set it to 0, or {prefix}.on_device=false)",
+        )
+        rules.flag(f"{prefix}.progress", v["progress"])
 
     @property
     def on_device(self) -> bool:
@@ -167,6 +204,9 @@ class FaceCropDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.data is not None:
             return
+        # After seed_everything(seed), torch's initial seed is that seed: the permutations follow the run's seed. Read
+        # here, once: facevae.callbacks.StepSeeds reseeds torch at every step, and a loader made later must agree.
+        self._order_seed = torch.initial_seed() % 2**31
         # mmap=False: the whole cache (177 MB for a half-hour video) in memory makes each batch one gather.
         self.data = load_cache(self.prepare_cache().path, mmap=False)
         frames = self.data.frames["frame"].to_numpy()
@@ -175,15 +215,13 @@ class FaceCropDataModule(pl.LightningDataModule):
             log.info("split as recorded in the checkpoint: %s", splitting.describe(self.labels))
             return
         hp, times = self.hparams, self.data.frames["time_s"].to_numpy()
-        block_s = (
-            hp.block_s if hp.block_s is not None else splitting.auto_block_s(times, hp.val_fraction, hp.test_fraction)
-        )
-        gap_s = splitting.auto_gap_s(block_s) if hp.gap_s is None else hp.gap_s
+        block_s, gap_s = splitting.block_and_gap(times, hp.block_s, hp.gap_s, hp.val_fraction, hp.test_fraction)
         self.labels = splitting.time_block_split(
             times, block_s, gap_s, hp.val_fraction, hp.test_fraction, hp.split_seed
         )
         given = "" if hp.block_s is not None else f" (data.block_s chosen for {splitting.duration_s(times):.0f} s)"
         log.info("split by %.3g s blocks%s, %.3g s gaps: %s", block_s, given, gap_s, splitting.describe(self.labels))
+        splitting.require_training_frames(self.labels, gap_s)
         splitting.warn_if_little_training(self.labels, block_s, gap_s)
 
     # -- the split, recorded in checkpoints so evaluation reuses it ----------------------------------------------
@@ -204,6 +242,13 @@ class FaceCropDataModule(pl.LightningDataModule):
             self._recorded_split = state["split"]
             if self.data is not None:
                 self.labels = splitting.labels_from_ranges(self.data.frames["frame"].to_numpy(), state["split"])
+        key = state.get("cache_key")
+        if key is not None and self.data is not None:  # a resume: its split's frames must be these crops' frames
+            require(
+                key == self.data.manifest["key"],
+                f"{self.source}: not the crops the checkpoint trained on (crop cache {self.data.manifest['key']}, "
+                f"trained on {key} from {state.get('source')}); resume with the data it was trained on",
+            )
 
     # -- access for callbacks and analyses -----------------------------------------------------------------------
     def rows(self, split: str) -> np.ndarray:
@@ -226,9 +271,12 @@ class FaceCropDataModule(pl.LightningDataModule):
         rows = self.rows("train")
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        # After seed_everything(seed), torch's initial seed is that seed: the permutations follow the run's seed.
-        sampler = EpochBatches(len(rows), self.hparams.batch_size, torch.initial_seed() % 2**31, rank, world)
+        epoch_of = self._current_epoch if trainer is not None else None
+        sampler = EpochBatches(len(rows), self.hparams.batch_size, self._order_seed, rank, world, epoch_of)
         return self._loader(rows, sampler)
+
+    def _current_epoch(self) -> int:
+        return self.trainer.current_epoch
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")

@@ -22,6 +22,9 @@ import pandas as pd
 from tqdm import tqdm
 
 import facevae
+from facevae.core import rules
+from facevae.core.errors import FaceVAEError
+from facevae.core.files import atomic_directory, build_lock, require_folder, writing
 from facevae.data import cache
 from facevae.data.align import ALIGN_METHODS, AlignParams, FaceAligner, Square, cut
 from facevae.data.faces import Box, CropParams, DetectorParams, FaceTracker
@@ -34,7 +37,6 @@ from facevae.data.video import (
     list_images,
     probe_video,
 )
-from facevae.errors import FaceVAEError
 
 log = logging.getLogger(__name__)
 
@@ -57,17 +59,24 @@ class ExtractionParams:
     align: AlignParams = field(default_factory=AlignParams)
 
     def __post_init__(self) -> None:
-        if not 0 < self.fps <= MAX_FPS:
-            raise FaceVAEError(f"data.fps={self.fps}: must be > 0 and <= {MAX_FPS:g} frames per second")
-        if not (isinstance(self.size, int) and SIZE_RANGE[0] <= self.size <= SIZE_RANGE[1]):
-            raise FaceVAEError(f"data.size={self.size}: must be an integer from {SIZE_RANGE[0]} to {SIZE_RANGE[1]}")
-        if not 0.3 <= self.crop.scale <= 2.0:
-            raise FaceVAEError(f"data.crop_scale={self.crop.scale}: must be from 0.3 to 2.0 (share of the face box)")
-        if self.align.method not in ALIGN_METHODS:
-            raise FaceVAEError(f"data.align={self.align.method}: use one of {', '.join(ALIGN_METHODS)}")
-        if not 0 <= self.align.smooth_s <= 2.0:
-            raise FaceVAEError(f"data.align_smooth_s={self.align.smooth_s}: must be from 0 to 2 seconds")
+        values = {"fps": self.fps, "size": self.size, "crop_scale": self.crop.scale, "crop_shift_y": self.crop.shift_y}
+        values |= {"detect_width": self.detector.detect_width, "min_face": self.detector.min_face}
+        values |= {"align": self.align.method, "align_smooth_s": self.align.smooth_s}
+        self.check_settings(values)
         self.crop = dataclasses.replace(self.crop, size=self.size)
+
+    @staticmethod
+    def check_settings(values: dict, prefix: str = "data") -> None:
+        """The extraction settings as the data config names them (fps, size, crop_scale, ...)."""
+        rules.number(f"{prefix}.fps", values["fps"], above=0, hi=MAX_FPS, why=" frames per second")
+        rules.whole(f"{prefix}.size", values["size"], *SIZE_RANGE, why=" pixels")
+        rules.number(f"{prefix}.crop_scale", values["crop_scale"], 0.3, 2.0, why=" (a share of the face box)")
+        rules.number(f"{prefix}.crop_shift_y", values["crop_shift_y"], -0.5, 0.5, why=" (a share of the face box)")
+        # The cascade's frame: narrower than 32 pixels finds no face, wider than 4096 only costs time and memory.
+        rules.whole(f"{prefix}.detect_width", values["detect_width"], 32, 4096, why=" pixels")
+        rules.number(f"{prefix}.min_face", values["min_face"], above=0, below=1, why=" (a share of the frame height)")
+        rules.choice(f"{prefix}.align", values["align"], ALIGN_METHODS)
+        rules.number(f"{prefix}.align_smooth_s", values["align_smooth_s"], 0, 2.0, why=" seconds")
 
     def as_dict(self) -> dict:
         params = dataclasses.asdict(self)
@@ -96,16 +105,21 @@ def prepare_cache(
 ) -> ExtractionResult:
     """Return the cache for this source and these parameters, extracting it first when there is none."""
     source = Path(source).expanduser()
-    images = _check_source(source)
+    images = check_source(source)
     sidecar = sidecar_for(source)
-    key = cache.cache_key(cache.source_identity(source, images), sidecar, params.as_dict())
+    key = cache_key_for(source, params, images)
+    require_folder(Path(cache_dir), "data.cache_dir")
     final = cache.cache_path(Path(cache_dir), source, key)
-    if cache.is_complete(final):
-        return ExtractionResult(final, True, cache.load_cache(final).manifest["counts"])
-    with cache.build_lock(final):
-        if cache.is_complete(final):  # built by another process while this one waited
-            return ExtractionResult(final, True, cache.load_cache(final).manifest["counts"])
-        with cache.atomic_directory(final) as tmp:
+    reused = _reusable(final)
+    if reused is not None:
+        return reused
+    setting = "data.cache_dir"
+    with build_lock(final, setting):
+        reused = _reusable(final)  # built by another process while this one waited
+        if reused is not None:
+            return reused
+        _discard_damaged(final)
+        with atomic_directory(final, setting) as tmp:
             crops, frames, summary = extract_crops(source, params, progress=progress, images=images is not None)
             if sidecar is not None:
                 frames = _join_factors(frames, sidecar)
@@ -114,7 +128,45 @@ def prepare_cache(
     return ExtractionResult(final, False, summary)
 
 
-def _check_source(source: Path) -> list[Path] | None:
+def _reusable(final: Path) -> ExtractionResult | None:
+    """The cache at `final` when it is whole; None when there is none or it is damaged (it is extracted again)."""
+    if not final.exists():
+        return None
+    try:
+        return ExtractionResult(final, True, cache.load_cache(final).manifest["counts"])
+    except cache.DamagedCache as err:
+        log.warning("%s: the crop cache is damaged (%s): extracting it again", final, err.reason)
+        return None
+
+
+def _discard_damaged(final: Path) -> None:
+    """Remove a damaged cache's own files (the name holds its key: nobody else's folder) before it is rebuilt;
+    anything else found in the folder is left, and the rebuild refused."""
+    if not final.exists():
+        return
+    if not final.is_dir():
+        raise FaceVAEError(f"{final}: a file stands where the crop cache goes; move it away")
+    ours = [final / name for name in cache.CACHE_FILES if (final / name).is_file() or (final / name).is_symlink()]
+    others = sorted(p.name for p in final.iterdir() if p not in ours)
+    if others:
+        raise FaceVAEError(
+            f"{final}: a damaged crop cache holding files facevae did not write ({', '.join(others[:4])}); "
+            "move them away and run again to extract it anew"
+        )
+    with writing(final, "data.cache_dir"):
+        for path in ours:
+            path.unlink()
+        final.rmdir()
+
+
+def cache_key_for(source: Path, params: ExtractionParams, images: list[Path] | None = None) -> str:
+    """The key of the cache these crops would be in, read from the source's identity without extracting anything."""
+    if images is None:
+        images = check_source(source)
+    return cache.cache_key(cache.source_identity(source, images), sidecar_for(source), params.as_dict())
+
+
+def check_source(source: Path) -> list[Path] | None:
     """Fail early, before any directory is made, on a source that cannot be read."""
     if not source.exists():
         raise FaceVAEError(f"{source}: no such file or folder")
@@ -144,7 +196,7 @@ def extract_crops(
         total=total,
         unit="frame",
         desc=f"extracting {source.name}",
-        disable=not progress,
+        disable=None if progress else True,  # None: drawn on a terminal only, so stderr keeps to errors elsewhere
         dynamic_ncols=True,
         smoothing=0.1,
     )

@@ -4,9 +4,9 @@ Neighbouring video frames are near-duplicates, so a random split of frames would
 all but seen. Whole blocks of time go to val or test instead, and training frames within a gap of a held-out block
 are dropped too, so no training frame sits a few milliseconds from a test frame.
 
-Unless given, the block length follows the data's duration (`auto_blocks`): 30 s, or shorter so the data holds at
+Unless given, the block length follows the data's duration (`auto_block_s`): 30 s, or shorter so the data holds at
 least ten blocks (more when a fraction is under a tenth), so that val and test get about their fractions of a short
-video too; the gap is 2 s, or a quarter of a shorter block.
+video too, but never under a second; the gap is 2 s, or a quarter of a shorter block.
 """
 
 from __future__ import annotations
@@ -16,13 +16,15 @@ import math
 
 import numpy as np
 
-from facevae.errors import FaceVAEError
+from facevae.core import rules
+from facevae.core.errors import require
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 GAP = -1  # label of frames dropped between a held-out block and its neighbours
 MAX_BLOCK_S, MAX_GAP_S = 30.0, 2.0
+MIN_BLOCK_S = 1.0  # shorter blocks only multiply the blocks, and the work of dropping gaps around each
 MIN_BLOCKS = 10
 LOW_TRAIN_SHARE = 0.6  # below this share of the frames in training, setup warns
 
@@ -40,12 +42,20 @@ def auto_block_s(times: np.ndarray, val_fraction: float = 0.1, test_fraction: fl
     held-out fraction to be a whole number of them near its share (at least 10, or 1 / the smallest fraction)."""
     held = [f for f in (val_fraction, test_fraction) if f > 0]
     n_blocks = max(MIN_BLOCKS, math.ceil(1 / min(held) - 1e-9)) if held else MIN_BLOCKS
-    return min(MAX_BLOCK_S, duration_s(times) / n_blocks)
+    return max(MIN_BLOCK_S, min(MAX_BLOCK_S, duration_s(times) / n_blocks))
 
 
 def auto_gap_s(block_s: float) -> float:
     """The gap beside held-out blocks: 2 s, or a quarter of a shorter block, so short videos keep most frames."""
     return min(MAX_GAP_S, block_s / 4)
+
+
+def block_and_gap(
+    times: np.ndarray, block_s: float | None, gap_s: float | None, val_fraction: float, test_fraction: float
+) -> tuple[float, float]:
+    """The block length and gap the split uses: those given, or (for null) those chosen from the data's duration."""
+    block = auto_block_s(times, val_fraction, test_fraction) if block_s is None else block_s
+    return block, auto_gap_s(block) if gap_s is None else gap_s
 
 
 def warn_if_little_training(labels: np.ndarray, block_s: float, gap_s: float) -> None:
@@ -75,27 +85,57 @@ def time_block_split(
     val and test each get round(fraction * blocks) blocks (at least one each), chosen at random by `seed` among
     the blocks; a frame of another split within `gap_s` of a held-out block's edge is labelled gap.
     """
-    if block_s <= 0 or gap_s < 0:
-        raise FaceVAEError(f"data.block_s={block_s}, data.gap_s={gap_s}: need block_s > 0 and gap_s >= 0")
-    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise FaceVAEError(f"data.val_fraction={val_fraction}, data.test_fraction={test_fraction}: must sum below 1")
+    check_settings({"block_s": block_s, "gap_s": gap_s, "val_fraction": val_fraction, "test_fraction": test_fraction})
     times = np.asarray(times, dtype=np.float64)
     t0 = times.min() if len(times) else 0.0
     block = np.floor((times - t0) / block_s).astype(np.int64)
     n_blocks = int(block.max()) + 1 if len(times) else 0
-    n_val = max(1, round(val_fraction * n_blocks)) if val_fraction > 0 else 0
-    n_test = max(1, round(test_fraction * n_blocks)) if test_fraction > 0 else 0
-    if n_blocks < n_val + n_test + 1:
-        raise FaceVAEError(
-            f"the data spans {len(times)} frames in {n_blocks} blocks of data.block_s={block_s:g} s: too short to "
-            f"hold out {n_val} val and {n_test} test blocks; use a longer video or a smaller data.block_s"
-        )
+    n_val, n_test = held_out_blocks(n_blocks, block_s, val_fraction, test_fraction, f"{len(times)} frames in ")
     order = np.random.default_rng(seed).permutation(n_blocks)
     block_split = np.zeros(n_blocks, dtype=np.int64)
     block_split[order[:n_val]] = 1
     block_split[order[n_val : n_val + n_test]] = 2
     labels = block_split[block]
     return _drop_gaps(times - t0, labels, block, block_s, gap_s, block_split)
+
+
+def check_settings(values: dict, prefix: str = "data") -> None:
+    """The split's settings as the data config names them; a block is at least a second of video (shorter ones
+    only multiply the blocks, and the work of dropping gaps around each). block_s and gap_s may be null: chosen
+    from the data's duration (`block_and_gap`)."""
+    if values["block_s"] is not None:
+        rules.number(
+            f"{prefix}.block_s", values["block_s"], lo=MIN_BLOCK_S, why=" seconds (or null: from the duration)"
+        )
+    if values["gap_s"] is not None:
+        rules.number(f"{prefix}.gap_s", values["gap_s"], lo=0, why=" seconds (or null: from the block length)")
+    val = rules.number(f"{prefix}.val_fraction", values["val_fraction"], lo=0, below=1)
+    test = rules.number(f"{prefix}.test_fraction", values["test_fraction"], lo=0, below=1)
+    require(val + test < 1, f"{prefix}.val_fraction={val:g}, {prefix}.test_fraction={test:g}: must sum below 1")
+
+
+def held_out_blocks(
+    n_blocks: int, block_s: float, val_fraction: float, test_fraction: float, spans: str = ""
+) -> tuple[int, int]:
+    """How many of n_blocks go to val and to test; refused when no block would be left to train on."""
+    n_val = max(1, round(val_fraction * n_blocks)) if val_fraction > 0 else 0
+    n_test = max(1, round(test_fraction * n_blocks)) if test_fraction > 0 else 0
+    require(
+        n_blocks >= n_val + n_test + 1,
+        f"data.block_s={block_s:g}: the data spans {spans}{n_blocks} block{'s' * (n_blocks != 1)} of that length, too "
+        f"few to hold out {n_val} val and {n_test} test and train on the rest; use a longer video or a smaller "
+        "data.block_s",
+    )
+    return n_val, n_test
+
+
+def require_training_frames(labels: np.ndarray, gap_s: float) -> None:
+    """Some frame is left to train on once the gaps around the held-out blocks are dropped."""
+    require(
+        bool((labels == 0).any()),
+        f"data.gap_s={gap_s:g}: the gaps around the held-out blocks leave no frame to train on ({describe(labels)}); "
+        "use a smaller data.gap_s or a larger data.block_s",
+    )
 
 
 def _drop_gaps(

@@ -33,21 +33,22 @@ import functools
 import itertools
 import logging
 import math
-import os
 import queue
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from facevae.errors import FaceVAEError, exit_on_error
+from facevae.core.errors import FaceVAEError, exit_on_error
+from facevae.core.files import atomic_file
+from facevae.data.h264 import H264Writer, frame_rate
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +167,7 @@ def demo_factors(n_frames: int, fps: float, seed: int = 0, smiling: bool = False
 
     These are exactly the factors write_demo_video puts beside a constant-rate clip of the same fps and seed.
     """
-    return _factors_at(np.arange(n_frames) * float(1 / _frame_rate(fps)), seed, smiling)
+    return _factors_at(np.arange(n_frames) * float(1 / frame_rate(fps)), seed, smiling)
 
 
 # -- rendering -------------------------------------------------------------------------------------------------
@@ -475,21 +476,13 @@ def eye_centres(factors: Mapping[str, float], size: tuple[int, int] = DEFAULT_SI
 # -- writing ---------------------------------------------------------------------------------------------------
 
 
-def _frame_rate(fps: float) -> Fraction:
-    """fps as an exact fraction: 29.97 and friends become the NTSC 30000/1001 family."""
-    ntsc = Fraction(round(fps * 1.001) * 1000, 1001)
-    if abs(float(ntsc) - fps) < 5e-3:
-        return ntsc
-    return Fraction(fps).limit_denominator(1001)
-
-
 def _timeline(seconds: float, fps: float, seed: int, vfr: bool) -> tuple[np.ndarray, Fraction]:
     """Each frame's pts and the time base they count in.
 
     With vfr, each frame lasts between 0.5 and 1.5 nominal frames, drawn from its own stream of the seed.
     """
     if not vfr:
-        rate = _frame_rate(fps)
+        rate = frame_rate(fps)
         return np.arange(max(1, round(seconds * rate))), 1 / rate
     rng = np.random.default_rng([seed, 0x7F])
     durations = rng.uniform(0.5, 1.5, int(seconds * fps * 2) + 2) / fps
@@ -534,29 +527,11 @@ def _rendered(factors: pd.DataFrame, size: tuple[int, int]) -> Iterator[np.ndarr
         worker.join()
 
 
-def _encode(
-    path: Path,
-    factors: pd.DataFrame,
-    pts: np.ndarray,
-    time_base: Fraction,
-    fps: float,
-    size: tuple[int, int],
-    progress: bool,
-) -> None:
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=_frame_rate(fps))
-        stream.width, stream.height = size
-        stream.pix_fmt = "yuv420p"
-        stream.codec_context.time_base = time_base
-        stream.codec_context.colorspace = av.video.reformatter.Colorspace.ITU601
-        stream.codec_context.color_range = av.video.reformatter.ColorRange.MPEG
-        stream.options = {"preset": PRESET, "crf": str(CRF)}
-        frames = _rendered(factors, size)
-        for frame_pts, yuv in tqdm(zip(pts, frames, strict=True), total=len(pts), disable=not progress, unit="frame"):
-            frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
-            frame.pts, frame.time_base = int(frame_pts), time_base
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
+def _encode(writer: H264Writer, factors: pd.DataFrame, pts: np.ndarray, size: tuple[int, int], progress: bool) -> None:
+    frames = _rendered(factors, size)
+    bar = tqdm(zip(pts, frames, strict=True), total=len(pts), disable=None if progress else True, unit="frame")
+    for frame_pts, yuv in bar:  # the bar on a terminal only (disable=None): stderr keeps to errors elsewhere
+        writer.write(yuv, int(frame_pts))
 
 
 def _check(seconds: float, fps: float, seed: int, size: tuple[int, int]) -> None:
@@ -594,20 +569,13 @@ def write_demo_video(
     _check(seconds, fps, seed, size)
     pts, time_base = _timeline(seconds, fps, seed, vfr)
     factors = _factors_at(pts * float(time_base), seed, smiling)
-    path.parent.mkdir(parents=True, exist_ok=True)
     csv_path = path.with_name(f"{path.stem}.factors.csv")
-    # The temporary video keeps its suffix: PyAV picks the container format from it.
-    tmp_video = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
-    tmp_csv = csv_path.with_name(f".{csv_path.name}.{os.getpid()}.partial")
     log.info("writing %d frames (%.1f s, %s) to %s", len(pts), seconds, "vfr" if vfr else f"{fps:g} fps", path)
-    try:
-        _encode(tmp_video, factors, pts, time_base, fps, size, progress)
-        factors.to_csv(tmp_csv, index=False)
-        os.replace(tmp_csv, csv_path)
-        os.replace(tmp_video, path)
-    finally:
-        tmp_video.unlink(missing_ok=True)
-        tmp_csv.unlink(missing_ok=True)
+    with H264Writer(path, fps, size, time_base, PRESET, CRF) as writer:
+        _encode(writer, factors, pts, size, progress)
+        # The table takes its name first and the video last, when both are complete.
+        with atomic_file(csv_path) as tmp_csv:
+            factors.to_csv(tmp_csv, index=False)
     return path
 
 
@@ -626,7 +594,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--width", type=int, default=DEFAULT_SIZE[0])
     parser.add_argument("--height", type=int, default=DEFAULT_SIZE[1])
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)  # stderr: errors alone
     path = write_demo_video(
         args.out, args.seconds, args.fps, args.seed, args.smiling, args.vfr, (args.width, args.height), progress=True
     )

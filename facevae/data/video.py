@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from facevae.errors import FaceVAEError
+from facevae.core.errors import FaceVAEError
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,54 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from facevae.errors import FaceVAEError
+from facevae.core import rules
+from facevae.core.errors import require
+
+# Weights beyond this (1 GB in float32, 3 GB more with Adam's moments and the gradients) are a typo, not a face model:
+# refused before torch tries to allocate them. The seed's model has 783,235.
+MAX_PARAMETERS = 250_000_000
+# Beyond this many latents every analysis of the code (its covariance, traversals, the per-dimension charts) only
+# slows down: the unsupervised scores are O(D^3), half a second at 1024 on one core.
+MAX_LATENTS = 1024
+
+
+def check_network(latent_dim: int, channels: Sequence[int], hidden: int, image_size: int, members: int = 1) -> None:
+    """The network's settings as the model config names them; image_size is data.size unless set apart."""
+    # Two at least: the analyses look at the code in a plane (the smile plot's PCA, the live view's map, the
+    # three-point interpolation) and score pairs of latents.
+    why = " (every analysis needs two latents; the seed's model has 32)"
+    rules.whole("model.latent_dim", latent_dim, 2, MAX_LATENTS, why=why)
+    channels = rules.whole_list("model.channels", channels, 1, 4096, max_len=8)
+    rules.whole("model.hidden", hidden, lo=1)
+    # Each conv halves the side exactly (kernel 4, stride 2, padding 1) and each transposed conv doubles
+    # it, so the decoder only lands back on image_size when the encoder never had to round.
+    factor = 2 ** len(channels)
+    nearest = factor * max(1, round(image_size / factor)) if isinstance(image_size, int) else factor * 4
+    require(
+        isinstance(image_size, int) and image_size >= factor and image_size % factor == 0,
+        f"data.size={image_size}: must be a multiple of {factor} for the beta-VAE's {len(channels)} conv layers "
+        f"(model.channels), each halving it; e.g. {nearest}",
+    )
+    n = members * parameter_count(latent_dim, channels, hidden, image_size)
+    require(
+        n <= MAX_PARAMETERS,
+        f"model.latent_dim={latent_dim}, model.channels={rules.shown(channels)}, model.hidden={hidden}: "
+        f"{n:,} weights{f' for {members} members' if members > 1 else ''}, more than the {MAX_PARAMETERS:,} "
+        "this tool builds (the seed's model has 783,235)",
+    )
+
+
+def parameter_count(
+    latent_dim: int, channels: Sequence[int], hidden: int, image_size: int, in_channels: int = 3
+) -> int:
+    """The weights BetaVAE(...) would have, counted without allocating them."""
+    chain = [in_channels, *channels]
+    convs = sum(c_in * c_out * 16 + c_out for c_in, c_out in zip(chain[:-1], chain[1:], strict=True))
+    deconvs = sum(c_in * c_out * 16 + c_out for c_in, c_out in zip(chain[:0:-1], chain[-2::-1], strict=True))
+    flat = channels[-1] * (image_size // 2 ** len(channels)) ** 2
+    encoder = convs + flat * hidden + hidden + hidden * 2 * latent_dim + 2 * latent_dim
+    decoder = latent_dim * hidden + hidden + hidden * flat + flat + deconvs
+    return encoder + decoder
 
 
 class BetaVAE(nn.Module):
@@ -35,22 +82,9 @@ class BetaVAE(nn.Module):
         in_channels: int = 3,
     ) -> None:
         super().__init__()
-        channels = tuple(int(c) for c in channels)
-        if latent_dim < 1:
-            raise FaceVAEError(f"model.latent_dim={latent_dim}: the VAE needs at least one latent dimension")
-        if not channels or min(channels) < 1:
-            raise FaceVAEError(f"model.channels={list(channels)}: need one or more positive channel counts")
-        if hidden < 1:
-            raise FaceVAEError(f"model.hidden={hidden}: the fully connected layer needs at least one unit")
-        # Each conv halves the side exactly (kernel 4, stride 2, padding 1) and each transposed conv doubles
-        # it, so the decoder only lands back on image_size when the encoder never had to round.
+        channels = tuple(channels)
+        check_network(latent_dim, channels, hidden, image_size)
         factor = 2 ** len(channels)
-        if image_size < factor or image_size % factor:
-            nearest = factor * max(1, round(image_size / factor))
-            raise FaceVAEError(
-                f"model.image_size={image_size}: must be a multiple of {factor} "
-                f"(2**{len(channels)}, one halving per conv layer), e.g. {nearest}"
-            )
 
         self.latent_dim = latent_dim
         self.image_size = image_size

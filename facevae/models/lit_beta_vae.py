@@ -7,11 +7,12 @@ Logged keys (nats per image unless said otherwise):
                                       the capacity objective
     train/beta_norm                   train/beta * latent_dim / (3 * H * W): Higgins et al.'s normalised beta
     train/capacity                    C now, only under the capacity objective
-    train/sigma                       the decoder's standard deviation, only when it is learned
+    train/sigma                       the decoder's standard deviation (its mean over pixels), only when it is learned
     val/loss val/recon val/kl         epoch means (test/... the same on the test set)
     val/psnr val/ssim                 of the decoder mean at the posterior mean mu
     val/kl_dim/00 ...                 each latent's mean KL over the epoch
-    val/active_units                  latents whose mean KL exceeds ACTIVE_KL_NATS
+    val/active_units_kl               latents whose mean KL exceeds ACTIVE_KL_NATS (evaluate.py's `active_units`
+                                      is another measure: latents whose posterior mean varies over the data)
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 from torchmetrics.image import PeakSignalNoiseRatio
 
-from facevae.errors import FaceVAEError, require
+from facevae.core import rules
+from facevae.core.errors import FaceVAEError
+from facevae.core.tensors import to_float_images
 from facevae.models import speed
-from facevae.models.beta_vae import BetaVAE
+from facevae.models.beta_vae import BetaVAE, check_network
 from facevae.models.objectives import VAELoss, beta_vae_loss, capacity_at, kl_warmup_weight
 from facevae.models.ssim import SSIM
 
@@ -37,15 +40,13 @@ log = logging.getLogger(__name__)
 
 # A latent whose posterior stays within 0.01 nats of the prior tells the decoder almost nothing: "inactive".
 ACTIVE_KL_NATS = 0.01
-
-
-def to_float_images(images: Tensor, memory_format: torch.memory_format = torch.contiguous_format) -> Tensor:
-    """uint8 B x H x W x 3 (channels-last, as the crop cache has them) -> float32 B x 3 x H x W in [0,1].
-
-    torch.channels_last keeps the cache's layout (the permuted view already has those strides): no copy."""
-    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-        raise FaceVAEError(f"expected face crops as uint8 B x H x W x 3, got {images.dtype} {tuple(images.shape)}")
-    return images.permute(0, 3, 1, 2).float().div(255.0).contiguous(memory_format=memory_format)
+# model.learn_sigma: false keeps model.sigma; true trains one log sigma by gradient with the other weights; the
+# sigma-VAE's (Rybkin, Daniilidis & Levine 2021, "Simple and Effective VAE Training with Calibrated Decoders")
+# "optimal" sets one shared sigma to its maximum-likelihood value on every training batch, sigma^2 = the batch's
+# mean squared error, and "optimal_per_pixel" one sigma per pixel and channel, each its own mean squared error
+# over the batch.
+SIGMA_MODES = (False, True, "optimal", "optimal_per_pixel")
+MIN_LOG_SIGMA = -6.0  # Rybkin et al.'s floor: a pixel the decoder gets exactly right must not weigh infinitely
 
 
 class KLPerDim(Metric):
@@ -67,6 +68,10 @@ class KLPerDim(Metric):
     def compute(self) -> Tensor:
         return self.total / self.count.clamp(min=1.0)
 
+    def per_dim(self) -> Tensor:
+        """compute() in the states' shape: torchmetrics would squeeze a single latent's value to a scalar."""
+        return self.compute().reshape(self.total.shape)
+
 
 class BetaVAEModule(pl.LightningModule):
     """A beta-VAE with a Gaussian decoder of fixed or learned sigma, trained with Adam.
@@ -84,6 +89,19 @@ class BetaVAEModule(pl.LightningModule):
     already run the backward that Lightning's automatic loop would run, and the manual loop does less per step.
     """
 
+    # The settings that shape the weights: a checkpoint resumes only into a model built with the same.
+    weight_settings = ("latent_dim", "channels", "hidden", "image_size", "learn_sigma")
+    # What a ModelCheckpoint may choose the best checkpoint by, and which way is better.
+    checkpoint_metrics = {
+        "val/loss": "min",
+        "val/neg_elbo": "min",
+        "val/recon": "min",
+        "val/kl": "min",
+        "val/psnr": "max",
+        "val/ssim": "max",
+        "val/active_units": "max",
+    }
+
     def __init__(
         self,
         latent_dim: int = 32,
@@ -92,7 +110,7 @@ class BetaVAEModule(pl.LightningModule):
         image_size: int = 64,
         beta: float = 1.0,
         sigma: float = 0.1,
-        learn_sigma: bool = False,
+        learn_sigma: bool | str = False,
         lr: float = 1e-4,
         adam_betas: Sequence[float] = (0.9, 0.999),
         kl_warmup_steps: int = 0,
@@ -105,39 +123,26 @@ class BetaVAEModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.automatic_optimization = False  # training_step steps Adam: see the class docstring
+        BetaVAEModule.check_settings({k: v for k, v in locals().items() if k not in ("self", "__class__")})
         # Plain lists, from a YAML ListConfig or a Python tuple: hparams.yaml and checkpoints stay plain.
         channels = [int(c) for c in channels]
         adam_betas = [float(b) for b in adam_betas]
         beta, sigma, lr = float(beta), float(sigma), float(lr)
         capacity_max = None if capacity_max is None else float(capacity_max)
         capacity_gamma = float(capacity_gamma)
-        require(math.isfinite(beta) and beta >= 0, f"model.beta={beta}: must be a finite number >= 0")
-        require(math.isfinite(sigma) and sigma > 0, f"model.sigma={sigma}: the decoder's std must be > 0")
-        require(math.isfinite(lr) and lr > 0, f"model.lr={lr}: the learning rate must be > 0")
-        require(
-            len(adam_betas) == 2 and all(0 <= b < 1 for b in adam_betas),
-            f"model.adam_betas={adam_betas}: need two numbers in [0, 1)",
-        )
-        require(kl_warmup_steps >= 0, f"model.kl_warmup_steps={kl_warmup_steps}: must be >= 0 (0 = off)")
-        require(
-            capacity_max is None or (math.isfinite(capacity_max) and capacity_max >= 0),
-            f"model.capacity_max={capacity_max}: must be null (off) or a number of nats >= 0",
-        )
-        require(capacity_steps >= 0, f"model.capacity_steps={capacity_steps}: must be >= 0")
-        require(
-            math.isfinite(capacity_gamma) and capacity_gamma >= 0,
-            f"model.capacity_gamma={capacity_gamma}: must be a finite number >= 0",
-        )
         # Checked now, resolved for the device at fit start.
         self.compile_setting = speed.compile_setting(compile)
         self.graph_setting = speed.graph_setting(cuda_graph)
         self.save_hyperparameters()
 
         self.model = BetaVAE(latent_dim=latent_dim, channels=channels, hidden=hidden, image_size=image_size)
-        # log sigma, not sigma: a learned scale stays positive without constraints. A buffer when fixed, so it
-        # still follows the module to the device and into the checkpoint.
+        # log sigma, not sigma: a learned scale stays positive without constraints. A buffer when not trained by
+        # gradient, so it still follows the module to the device and into the checkpoint; the optimal modes keep
+        # the last training batch's value there, which validation, test and evaluation use.
         log_sigma = torch.tensor(math.log(sigma))
-        if learn_sigma:
+        if learn_sigma == "optimal_per_pixel":
+            log_sigma = log_sigma.expand(3, image_size, image_size).clone()
+        if learn_sigma is True:
             self.log_sigma = nn.Parameter(log_sigma)
         else:
             self.register_buffer("log_sigma", log_sigma)
@@ -157,6 +162,26 @@ class BetaVAEModule(pl.LightningModule):
         self._compiled_objective = None  # set at fit start when compiling
         self._captured: speed.CapturedStep | None = None  # set at fit start when capturing
 
+    @staticmethod
+    def check_settings(values: dict, prefix: str = "model") -> None:
+        """Every value of the model config, before anything is built (facevae.validation runs this for each command)."""
+        v = rules.with_defaults(BetaVAEModule.__init__, values)
+        check_network(v["latent_dim"], v["channels"], v["hidden"], v["image_size"], v.get("members", 1))
+        if v["beta"] is not None:  # the stacked model's members take theirs from model.betas
+            rules.number(f"{prefix}.beta", v["beta"], lo=0)
+        rules.number(f"{prefix}.sigma", v["sigma"], above=0, why=" (the decoder's std on [0, 1] pixels)")
+        rules.choice(f"{prefix}.learn_sigma", v["learn_sigma"], SIGMA_MODES)
+        rules.number(f"{prefix}.lr", v["lr"], above=0, why=" (the learning rate)")
+        rules.number_list(f"{prefix}.adam_betas", v["adam_betas"], 2, 0, 1)
+        rules.whole(f"{prefix}.kl_warmup_steps", v["kl_warmup_steps"], lo=0, why=" (0 = off)")
+        if v["capacity_max"] is not None:
+            rules.number(f"{prefix}.capacity_max", v["capacity_max"], lo=0, why=" nats (or null: off)")
+        rules.whole(f"{prefix}.capacity_steps", v["capacity_steps"], lo=0)
+        rules.number(f"{prefix}.capacity_gamma", v["capacity_gamma"], lo=0)
+        speed.compile_setting(v["compile"])
+        speed.graph_setting(v["cuda_graph"])
+        rules.flag(f"{prefix}.channels_last", v["channels_last"])
+
     # --- the objective --------------------------------------------------------------------------------------
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -173,9 +198,23 @@ class BetaVAEModule(pl.LightningModule):
 
     def _loss(self, x: Tensor, weight: float | Tensor, capacity: float | Tensor | None) -> tuple[VAELoss, Tensor]:
         x_mean, mu, logvar, _ = self.model(x)
+        log_sigma = self._decoder_log_sigma(x, x_mean)
         # One weight serves both objectives: beta_vae_loss reads beta without a capacity and gamma with one.
-        out = beta_vae_loss(x, x_mean, mu, logvar, self.log_sigma, weight, capacity=capacity, gamma=weight)
+        out = beta_vae_loss(x, x_mean, mu, logvar, log_sigma, weight, capacity=capacity, gamma=weight)
         return out, mu
+
+    def _decoder_log_sigma(self, x: Tensor, x_mean: Tensor) -> Tensor:
+        """log sigma of the decoder for this batch: in training under an optimal mode, the maximum-likelihood
+        value given these reconstructions (kept in the buffer); otherwise the parameter or the buffer."""
+        mode = self.hparams.learn_sigma
+        if mode not in ("optimal", "optimal_per_pixel") or not self.training:
+            return self.log_sigma
+        dims = (0, 1, 2, 3) if mode == "optimal" else (0,)
+        # No gradient through sigma: at its optimum the loss is flat in sigma, so the decoder's gradient is the same.
+        with torch.no_grad():
+            best = 0.5 * (x - x_mean).pow(2).mean(dim=dims).log()
+            self.log_sigma.copy_(best.clamp(min=MIN_LOG_SIGMA))
+        return self.log_sigma
 
     def _objective(
         self, x: Tensor, weight: float | Tensor, capacity: float | Tensor | None
@@ -262,7 +301,7 @@ class BetaVAEModule(pl.LightningModule):
         x = batch["x"]
         weight, capacity = self.kl_schedule()
         loss, recon, kl = self._train_loss(x, weight, capacity)
-        sigma = [self.log_sigma.detach().exp()] if self.hparams.learn_sigma else []
+        sigma = [self.log_sigma.detach().exp().mean()] if self.hparams.learn_sigma else []
         self._steps.add(self.global_step, [loss, recon, kl, *sigma])
         if self._read_due(batch_idx):
             self._log_steps(weight, capacity, x.shape)
@@ -371,12 +410,12 @@ class BetaVAEModule(pl.LightningModule):
 
     def _log_kl_per_dim(self, stage: str) -> Tensor:
         metric = self.kl_per_dim[stage]
-        kl = metric.compute()  # already reduced over DDP processes: the same on every rank
+        kl = metric.per_dim()  # already reduced over DDP processes: the same on every rank
         metric.reset()
         width = max(2, len(str(self.hparams.latent_dim - 1)))
         # sync_dist only tells Lightning these are whole-run values; averaging equal values changes nothing.
         self.log_dict({f"{stage}/kl_dim/{i:0{width}d}": v for i, v in enumerate(kl)}, sync_dist=True)
-        self.log(f"{stage}/active_units", (kl > ACTIVE_KL_NATS).sum().float(), sync_dist=True)
+        self.log(f"{stage}/active_units_kl", (kl > ACTIVE_KL_NATS).sum().float(), sync_dist=True)
         return kl.detach().cpu()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

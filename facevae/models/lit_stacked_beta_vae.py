@@ -13,7 +13,6 @@ own job directory, so `evaluate.py sweep_dir=` compares the members like the job
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,7 +21,8 @@ from torch import Tensor, nn
 from torch.func import vmap
 from torchmetrics.image import PeakSignalNoiseRatio
 
-from facevae.errors import FaceVAEError, require
+from facevae.core import rules
+from facevae.core.errors import FaceVAEError, require
 from facevae.models import speed
 from facevae.models.lit_beta_vae import ACTIVE_KL_NATS, BetaVAEModule, KLPerDim
 from facevae.models.objectives import VAELoss, beta_vae_loss, kl_warmup_weight
@@ -62,24 +62,8 @@ class StackedBetaVAEModule(BetaVAEModule):
         vmap: bool | str = "auto",
         **kwargs: Any,
     ):
-        require(
-            isinstance(betas, Sequence) and not isinstance(betas, str),
-            f"model.betas={betas}: a list of betas, e.g. model.betas=[1,2,4]",
-        )
+        self.check_settings({"betas": betas, "beta": beta, "vmap": vmap, **kwargs})
         betas = [float(b) for b in betas]
-        require(len(betas) >= 1, "model.betas=[]: a stacked model needs at least one beta")
-        require(
-            all(math.isfinite(b) and b >= 0 for b in betas), f"model.betas={betas}: each must be a finite number >= 0"
-        )
-        require(len(set(betas)) == len(betas), f"model.betas={betas}: each beta once (a member is named by its beta)")
-        require(beta is None, f"model.beta={beta}: a stacked model trains each of model.betas; set model.beta=null")
-        require(vmap in ("auto", True, False), f"model.vmap={vmap}: use auto (on a GPU), true or false")
-        for key, off in (("capacity_max", None), ("learn_sigma", False), ("channels_last", False)):
-            require(
-                kwargs.get(key, off) == off,
-                f"model.{key}={kwargs.get(key)}: not vectorised across betas; run the sweep as jobs instead "
-                "(python train.py -m model.beta=1,2,4 ..., or sweep=beta)",
-            )
         # Plain lists, not Hydra's ListConfig, in hparams.yaml and checkpoints (a checkpoint must load weights_only).
         kwargs = {k: list(v) if isinstance(v, Sequence) and not isinstance(v, str) else v for k, v in kwargs.items()}
         super().__init__(**kwargs)
@@ -95,6 +79,31 @@ class StackedBetaVAEModule(BetaVAEModule):
         self.ssim = nn.ModuleDict({s: nn.ModuleList(SSIM(data_range=1.0) for _ in betas) for s in stages})
         self.kl_per_dim = nn.ModuleDict({s: KLPerDim((k, latent_dim)) for s in stages})
         self.diverged: dict[int, str] = {}  # member -> why it stopped learning (a non-finite loss)
+
+    @staticmethod
+    def check_settings(values: dict, prefix: str = "model") -> None:
+        """model.betas and model.vmap, then every BetaVAEModule setting the members share."""
+        betas = values.get("betas", (1.0, 2.0, 4.0, 8.0, 16.0))
+        listed = isinstance(betas, Sequence) and not isinstance(betas, str)
+        require(listed, f"{prefix}.betas={rules.shown(betas)}: a list of betas, e.g. {prefix}.betas=[1,2,4]")
+        require(len(betas) >= 1, f"{prefix}.betas=[]: a stacked model needs at least one beta")
+        for b in betas:
+            rules.number(f"{prefix}.betas={rules.shown(betas)}: each beta", b, lo=0)
+        once = len(set(betas)) == len(betas)
+        require(once, f"{prefix}.betas={rules.shown(betas)}: each beta once (a member is named by its beta)")
+        beta = values.get("beta")
+        require(
+            beta is None, f"{prefix}.beta={beta}: a stacked model trains each of {prefix}.betas; set {prefix}.beta=null"
+        )
+        rules.choice(f"{prefix}.vmap", values.get("vmap", "auto"), ("auto", True, False), why=" (auto: on a GPU)")
+        for key, off in (("capacity_max", None), ("learn_sigma", False), ("channels_last", False)):
+            require(
+                values.get(key, off) == off,
+                f"{prefix}.{key}={values.get(key)}: not vectorised across betas; run the sweep as jobs instead "
+                "(python train.py -m model.beta=1,2,4 ..., or sweep=beta)",
+            )
+        shared = {k: v for k, v in values.items() if k not in ("betas", "vmap")}
+        BetaVAEModule.check_settings({**shared, "beta": None, "members": len(betas)}, prefix)
 
     # --- the members ----------------------------------------------------------------------------------------
 
@@ -204,11 +213,11 @@ class StackedBetaVAEModule(BetaVAEModule):
 
     def _log_kl_per_dim(self, stage: str) -> Tensor:
         metric = self.kl_per_dim[stage]
-        kl = metric.compute()  # members x latent_dim
+        kl = metric.per_dim()  # members x latent_dim
         metric.reset()
         width = max(2, len(str(self.hparams.latent_dim - 1)))
         for k in range(len(self.members)):
             p = f"{member_prefix(k)}{stage}"
             self.log_dict({f"{p}/kl_dim/{i:0{width}d}": v for i, v in enumerate(kl[k])}, sync_dist=True)
-            self.log(f"{p}/active_units", (kl[k] > ACTIVE_KL_NATS).sum().float(), sync_dist=True)
+            self.log(f"{p}/active_units_kl", (kl[k] > ACTIVE_KL_NATS).sum().float(), sync_dist=True)
         return kl.detach().cpu()

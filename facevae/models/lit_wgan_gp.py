@@ -22,7 +22,6 @@ module says `checkpoint_monitor = None` and training keeps the latest checkpoint
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,9 +29,10 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from facevae.errors import FaceVAEError, require
-from facevae.models.lit_beta_vae import to_float_images
-from facevae.models.wgan_gp import Critic, Generator, gradient_penalty
+from facevae.core import rules
+from facevae.core.errors import FaceVAEError
+from facevae.core.tensors import to_float_images
+from facevae.models.wgan_gp import Critic, Generator, check_networks, gradient_penalty
 
 
 class WGANGPModule(pl.LightningModule):
@@ -45,6 +45,8 @@ class WGANGPModule(pl.LightningModule):
 
     # No validation metric fit to choose checkpoints by: see the module docstring.
     checkpoint_monitor: str | None = None
+    # The settings that shape the weights: a checkpoint resumes only into a model built with the same.
+    weight_settings = ("latent_dim", "width", "image_size", "critic_layer_norm")
 
     def __init__(
         self,
@@ -58,15 +60,9 @@ class WGANGPModule(pl.LightningModule):
         adam_betas: Sequence[float] = (0.0, 0.9),
     ) -> None:
         super().__init__()
+        WGANGPModule.check_settings({k: v for k, v in locals().items() if k not in ("self", "__class__")})
         adam_betas = [float(b) for b in adam_betas]  # a plain list from a YAML ListConfig: hparams stay plain
         gp_weight, lr = float(gp_weight), float(lr)
-        require(n_critic >= 1, f"model.n_critic={n_critic}: the critic needs at least one step per generator step")
-        require(math.isfinite(gp_weight) and gp_weight >= 0, f"model.gp_weight={gp_weight}: must be a number >= 0")
-        require(math.isfinite(lr) and lr > 0, f"model.lr={lr}: the learning rate must be > 0")
-        require(
-            len(adam_betas) == 2 and all(0 <= b < 1 for b in adam_betas),
-            f"model.adam_betas={adam_betas}: need two numbers in [0, 1)",
-        )
         self.save_hyperparameters()
         self.automatic_optimization = False  # two networks, stepped n_critic : 1
 
@@ -75,6 +71,17 @@ class WGANGPModule(pl.LightningModule):
         self.critic_steps = 0  # decides when the generator steps; saved in checkpoints so a resumed run keeps time
         # Whether every loss since the last check was finite: a tensor, so checking costs a sync only at the check.
         self._finite: Tensor | None = None
+
+    @staticmethod
+    def check_settings(values: dict, prefix: str = "model") -> None:
+        """Every value of the model config, before anything is built (facevae.validation runs this for each command)."""
+        v = rules.with_defaults(WGANGPModule.__init__, values)
+        check_networks(v["latent_dim"], v["width"], v["image_size"])
+        rules.flag(f"{prefix}.critic_layer_norm", v["critic_layer_norm"])
+        rules.whole(f"{prefix}.n_critic", v["n_critic"], 1, 100, why=" critic steps per generator step")
+        rules.number(f"{prefix}.gp_weight", v["gp_weight"], lo=0)
+        rules.number(f"{prefix}.lr", v["lr"], above=0, why=" (the learning rate)")
+        rules.number_list(f"{prefix}.adam_betas", v["adam_betas"], 2, 0, 1)
 
     # --- the generator, as the beta-VAE's decoder is used -----------------------------------------------------
 

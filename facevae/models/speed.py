@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from facevae.errors import FaceVAEError
+from facevae.core.errors import FaceVAEError
 
 log = logging.getLogger(__name__)
 

@@ -25,15 +25,35 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from facevae.errors import FaceVAEError
+from facevae.core import rules
+from facevae.core.errors import require
+from facevae.models.beta_vae import MAX_PARAMETERS
 
 
 def _levels(image_size: int) -> int:
     """How many 2x steps lie between the 4x4 feature map and the image: 4 for 64x64."""
-    levels = (image_size // 4).bit_length() - 1
-    if image_size < 8 or 4 * 2**levels != image_size:
-        raise FaceVAEError(f"model.image_size={image_size}: the DCGAN networks need 4 x a power of two, e.g. 32 or 64")
+    ok = isinstance(image_size, int) and not isinstance(image_size, bool) and image_size >= 8
+    levels = (image_size // 4).bit_length() - 1 if ok else 0
+    require(
+        ok and 4 * 2**levels == image_size,
+        f"data.size={image_size}: the DCGAN networks (model=wgan_gp) need 4 x a power of two, e.g. 32 or 64",
+    )
     return levels
+
+
+def check_networks(latent_dim: int, width: int, image_size: int) -> None:
+    """The generator's and critic's settings as the model config names them; image_size is data.size."""
+    rules.whole("model.latent_dim", latent_dim, lo=1)
+    rules.whole("model.width", width, 1, 1024)
+    levels = _levels(image_size)
+    # Both networks' convolutions, counted without building them: the widest layer holds width * 2**(levels-1).
+    top = width * 2 ** (levels - 1)
+    n = latent_dim * top * 16 + sum(16 * c * c // 2 for c in (width * 2**i for i in range(1, levels)))
+    require(
+        2 * n <= MAX_PARAMETERS,
+        f"model.width={width}, model.latent_dim={latent_dim}: about {2 * n:,} weights, more than the "
+        f"{MAX_PARAMETERS:,} this tool builds",
+    )
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -52,8 +72,7 @@ class Generator(nn.Module):
 
     def __init__(self, latent_dim: int = 32, width: int = 64, image_size: int = 64) -> None:
         super().__init__()
-        if latent_dim < 1 or width < 1:
-            raise FaceVAEError(f"model.latent_dim={latent_dim}, model.width={width}: both must be at least 1")
+        check_networks(latent_dim, width, image_size)
         levels = _levels(image_size)
         self.latent_dim = latent_dim
         # Channels halve as the side doubles: 8w at 4x4, w at image_size / 2 (for 64x64).
@@ -80,9 +99,8 @@ class Critic(nn.Module):
 
     def __init__(self, width: int = 64, image_size: int = 64, layer_norm: bool = False) -> None:
         super().__init__()
+        check_networks(1, width, image_size)
         levels = _levels(image_size)
-        if width < 1:
-            raise FaceVAEError(f"model.width={width}: must be at least 1")
         channels = [width * 2**i for i in range(levels)]  # w at image_size / 2, 8w at 4x4 (for 64x64)
         layers: list[nn.Module] = []
         for i, (c_in, c_out) in enumerate(zip((3, *channels[:-1]), channels, strict=True)):

@@ -1,11 +1,21 @@
-"""Small image helpers shared by the training callbacks and the analyses: tensors to uint8, and grids."""
+"""Conversions between the crop cache's uint8 images and the float tensors models take, and image grids."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
+from torch import Tensor
+
+from facevae.core.errors import FaceVAEError
+
+
+def to_float_images(images: Tensor, memory_format: torch.memory_format = torch.contiguous_format) -> Tensor:
+    """uint8 B x H x W x 3 (channels-last, as the crop cache has them) -> float32 B x 3 x H x W in [0,1].
+
+    torch.channels_last keeps the cache's layout (the permuted view already has those strides): no copy."""
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise FaceVAEError(f"expected face crops as uint8 B x H x W x 3, got {images.dtype} {tuple(images.shape)}")
+    return images.permute(0, 3, 1, 2).float().div(255.0).contiguous(memory_format=memory_format)
 
 
 def to_uint8_hwc(images: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -30,14 +40,3 @@ def image_grid(images: torch.Tensor | np.ndarray, ncols: int, pad: int = 2, fill
         y, x = pad + r * (h + pad), pad + col * (w + pad)
         grid[y : y + h, x : x + w] = image
     return grid
-
-
-def save_figure(fig, path, **savefig_kwargs) -> Path:
-    """Write a matplotlib figure to `path` (its folder made if needed) and close it, freeing its memory."""
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, **savefig_kwargs)
-    plt.close(fig)
-    return path

@@ -1,0 +1,89 @@
+"""Where the Hydra configs live, for the entry points that are modules (`python -m facevae.prepare`), how to
+call this Python in the commands the entry points suggest, and a check Hydra runs before it writes a run folder."""
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from facevae.core.errors import FaceVAEError, disk_error, is_disk_error
+from facevae.core.files import require_folder
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def python_command() -> str:
+    """How to call this Python from here: `.venv/bin/python` after `make train`, else plain `python`."""
+    exe = Path(sys.executable).absolute()
+    return os.path.relpath(exe) if exe.is_relative_to(Path.cwd()) else "python"
+
+
+class WritableRunFolder(Callback):
+    """Hydra callback: the run (or sweep) folder must be one this process can write before Hydra makes it and writes
+    its `.hydra/` files there, which it does before train.py's own checks and reports with a traceback."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        check_writable_folder(Path(config.hydra.run.dir), "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        check_writable_folder(Path(config.hydra.sweep.dir), "hydra.sweep.dir")
+
+
+def check_writable_folder(folder: Path, setting: str) -> None:
+    """Exit with one line on stderr unless `folder` exists or can be made and written: a trial folder with a file of
+    64 KiB (more than Hydra's own files need) is made in its nearest existing ancestor, and removed."""
+    try:
+        require_folder(folder, setting)
+        existing = next(p for p in [folder, *folder.parents] if p.exists())
+        try:
+            trial = Path(tempfile.mkdtemp(prefix=".facevae-write-check-", dir=existing))
+            try:
+                with open(trial / "probe", "wb") as f:
+                    f.write(bytes(1 << 16))
+                    f.flush()
+                    os.fsync(f.fileno())
+            finally:
+                shutil.rmtree(trial)
+        except OSError as err:
+            if not is_disk_error(err):
+                raise
+            raise disk_error(folder, err, setting) from None
+    except FaceVAEError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+def check_command_line(config_name: str, args: list[str] | None = None) -> None:
+    """Hydra's own refusals of a command line (a key that is not a setting, a config choice that does not exist, an
+    override it cannot parse) as one `error:` line and exit status 2, like every other bad input. Flags (-m, --cfg,
+    --help) and sweeps are left to Hydra, which knows what to do with them."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+
+    args = sys.argv[1:] if args is None else args
+    if any(arg.startswith("-") for arg in args):
+        return
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            compose(config_name, overrides=list(args))
+    except HydraException as err:
+        text = str(err)
+        if text.startswith("Ambiguous value"):  # a sweep's values: Hydra's multirun (a sweep= preset) decides
+            return
+        print(f"error: {_one_line(text)}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _one_line(text: str) -> str:
+    """Hydra's message without its search path and links, on one line."""
+    kept = []
+    for line in text.splitlines():
+        if line.startswith(("Config search path", "See https")):
+            break
+        kept.append(line.strip())
+    return " ".join(part for part in kept if part)

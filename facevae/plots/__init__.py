@@ -1,0 +1,1 @@
+"""Figures: each draws from results computed elsewhere and computes nothing that lands in metrics.json."""

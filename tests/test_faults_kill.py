@@ -1,0 +1,83 @@
+"""Fault suite, kill -9: a process killed midway leaves nothing half-written under a final name, and running the
+same command again works (clearing what the killed one left in hidden temporaries).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from faults import ENTRY_POINTS, ROOT, assert_succeeded, run_commands
+
+from facevae.core.checkpoint import read_checkpoint
+from facevae.data.cache import load_cache
+from facevae.data.datamodule import FaceCropDataModule
+
+
+def start(command: str, *args: str, cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, *ENTRY_POINTS[command], *args]
+    return subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def kill_when(process: subprocess.Popen, ready, timeout: float = 300, every: float = 0.02) -> bool:
+    """SIGKILL `process` as soon as `ready()` holds; False when it ended first."""
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        if ready():
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            return True
+        time.sleep(every)
+    process.kill()
+    process.wait()
+    return False
+
+
+def test_a_kill_during_extraction_leaves_no_cache_and_the_rerun_builds_it(long_clip, tmp_path):
+    cache_dir = tmp_path / "cache"
+    process = start("prepare", f"data.video={long_clip}", f"data.cache_dir={cache_dir}", cwd=tmp_path)
+    # The temporary folder appears when extraction starts; the crops are saved into it only when it ends.
+    assert kill_when(process, lambda: cache_dir.is_dir() and any(cache_dir.glob(".tmp-*"))), "ended before the kill"
+    assert process.returncode == -signal.SIGKILL
+    assert [p.name for p in cache_dir.iterdir() if not p.name.startswith(".")] == []  # nothing under a final name
+    # The killed command's settings (conf/data/faces.yaml's fps and align): the same cache, whose temporary it clears.
+    dm = FaceCropDataModule(video=str(long_clip), cache_dir=str(cache_dir), fps=8, align="eyes+ecc", progress=False)
+    result = dm.prepare_cache()
+    assert not result.reused and len(load_cache(result.path).crops) > 0
+    assert sorted(p.name for p in cache_dir.iterdir()) == [result.path.name]  # the killed one's temporary cleared
+
+
+@pytest.mark.slow
+def test_a_kill_during_evaluation_leaves_the_output_folder_to_the_rerun(tiny_run, tmp_path):
+    out = tmp_path / "eval"
+    args = [f"ckpt_path={tiny_run / 'checkpoints' / 'last.ckpt'}", f"output_dir={out}", "wandb=false", "n_samples=50"]
+    process = start("evaluate", *args, cwd=tmp_path)
+    assert kill_when(process, lambda: any(out.glob(".facevae-staging*/*.png"))), "ended before the kill"
+    assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == []
+    (result,) = run_commands("evaluate", [[*args, "shift_frames=8"]], cwd=tmp_path)
+    assert_succeeded(result)
+    assert (out / "metrics.json").is_file() and not list(out.glob(".facevae-staging*"))
+
+
+@pytest.mark.slow
+def test_a_kill_during_training_leaves_only_whole_checkpoints(long_clip, tmp_path):
+    from conftest import tiny_overrides
+
+    run = tmp_path / "run"
+    overrides = [*tiny_overrides(long_clip, tmp_path / "cache"), "logger=none", "trainer.max_epochs=30"]
+    process = start("train", *overrides, f"hydra.run.dir={run}", cwd=tmp_path)
+    # Killed while it checkpoints every epoch: once there are checkpoints, as soon as a temporary appears beside
+    # them, half-written.
+    folder = run / "checkpoints"
+    ready = lambda: (folder / "last.ckpt").is_file() and any(folder.glob(".*.partial.ckpt"))  # noqa: E731
+    assert kill_when(process, ready, every=0.003)
+    checkpoints = [p for p in (run / "checkpoints").iterdir() if not p.name.startswith(".")]
+    assert checkpoints
+    for path in checkpoints:
+        read_checkpoint(path)  # whole: its zip checksums hold
