@@ -139,6 +139,7 @@ def test_latents_npz_holds_codes_frames_and_factor_labels(evaluated, checkpoint)
     assert list(latents["factor_names"])[:2] == ["smile", "brow"]
 
 
+@pytest.mark.slow  # a whole evaluation with a second extraction: over 30 s on 2 cores
 def test_a_smiles_set_from_a_video_is_used_instead_of_the_factor(checkpoint, tmp_path):
     from facevae.data.synthetic import write_demo_video
 
@@ -187,6 +188,7 @@ def _photos_of_a_smile(folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow  # a whole evaluation with a second extraction: over 30 s on 2 cores
 def test_a_few_photos_label_the_videos_own_smiles_and_every_number_comes_without_warnings(selfie, tmp_path):
     import warnings
 
