@@ -133,12 +133,16 @@ def folder_cases(tmp_path_factory) -> dict:
         (root / "empty.mp4").write_bytes(b"")
         (root / "a_file").write_text("the user's\n")
         write_photos(root / "photos", 1)
+        os.mkfifo(root / "pipe.mp4")
+        (root / "loop.mp4").symlink_to("loop.mp4")
         cases = {
             "unreadable image": [f"data.video={root / 'unreadable'}", f"data.cache_dir={root / 'c1'}"],
             "folder without images": [f"data.video={root / 'not_images'}", f"data.cache_dir={root / 'c2'}"],
             "empty video file": [f"data.video={root / 'empty.mp4'}", f"data.cache_dir={root / 'c3'}"],
             "cache_dir is a file": [f"data.video={root / 'photos'}", f"data.cache_dir={root / 'a_file'}"],
             "cache_dir under a file": [f"data.video={root / 'photos'}", f"data.cache_dir={root / 'a_file' / 'c'}"],
+            "a named pipe": [f"data.video={root / 'pipe.mp4'}", f"data.cache_dir={root / 'c4'}"],
+            "a symbolic link loop": [f"data.video={root / 'loop.mp4'}", f"data.cache_dir={root / 'c5'}"],
         }
         for folder in root.rglob("*"):
             if folder.is_dir():
@@ -166,6 +170,8 @@ def folder_cases(tmp_path_factory) -> dict:
         ("empty video file", ["empty.mp4", "empty"]),
         ("cache_dir is a file", ["a_file"]),
         ("cache_dir under a file", ["a_file"]),
+        ("a named pipe", ["pipe.mp4", "not a regular file"]),
+        ("a symbolic link loop", ["loop.mp4", "symbolic link"]),
     ],
 )
 def test_prepare_refuses_a_bad_folder_or_path_in_one_line(folder_cases, name, words):

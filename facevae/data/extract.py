@@ -169,7 +169,11 @@ def cache_key_for(source: Path, params: ExtractionParams, images: list[Path] | N
 def check_source(source: Path) -> list[Path] | None:
     """Fail early, before any directory is made, on a source that cannot be read."""
     if not source.exists():
+        if source.is_symlink():  # exists() follows the link: a dangling target or a loop of links
+            raise FaceVAEError(f"{source}: a symbolic link to nothing (its target is missing or loops)")
         raise FaceVAEError(f"{source}: no such file or folder")
+    if not source.is_file() and not source.is_dir():  # opening a pipe would wait for a writer, forever
+        raise FaceVAEError(f"{source}: not a regular file or folder (a pipe, socket or device)")
     if is_image_folder(source):
         images = list_images(source)
         if not images:
