@@ -41,6 +41,17 @@ def test_bad_settings_are_one_line_and_touch_nothing(live_checkpoint, demo_clip,
     assert sorted(p.name for p in user_files.iterdir()) == ["taken.coords.csv", "taken.mp4", "videos"]
 
 
+def test_output_over_the_source_video_is_refused_even_with_overwrite(live_checkpoint, demo_clip, tmp_path):
+    source = tmp_path / "me.mp4"
+    source.write_bytes(Path(demo_clip).read_bytes())
+    before = tree_state(tmp_path)
+    args = [f"ckpt_path={live_checkpoint}", "source=me.mp4", "output=./me.mp4", "overwrite=true", "max_frames=5"]
+    result = run_command("live", *args, cwd=tmp_path)
+    assert_refused(result, "output=me.mp4", "source video")
+    assert_unchanged(before)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["me.mp4"]
+
+
 def _start(args: list[str], cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "facevae.live", *args]

@@ -49,9 +49,11 @@ def validate(cfg: DictConfig) -> LiveSettings:
     except MissingMandatoryValue:
         raise FaceVAEError("ckpt_path: missing (ckpt_path=PATH to a checkpoint written by train.py)") from None
     overwrite = _flag(cfg, "overwrite")
+    source = _source(cfg.get("source"))
     output = _optional_path(cfg, "output")
     if output is not None:
         _check_output(output, "output", SUFFIXES, overwrite)
+        _not_the_source(output, "output", source)
     coords = _optional_path(cfg, "coords_csv")
     if coords is None and output is not None:
         coords = output.with_name(f"{output.stem}.coords.csv")
@@ -62,7 +64,7 @@ def validate(cfg: DictConfig) -> LiveSettings:
         _check_folder(snapshot_dir, "snapshot_dir")
     return LiveSettings(
         ckpt_path=Path(str(_required(ckpt, "ckpt_path"))).expanduser(),
-        source=_source(cfg.get("source")),
+        source=source,
         output=output,
         coords_csv=coords,
         device=_device(cfg.get("device", "auto")),
@@ -112,6 +114,12 @@ def _check_output(path: Path, name: str, suffixes: tuple[str, ...], overwrite: b
     if path.exists() and not overwrite:
         raise FaceVAEError(f"{name}={path}: exists (pass overwrite=true to replace it, or name another file)")
     _check_folder(path.parent, name, path)
+
+
+def _not_the_source(path: Path, name: str, source: int | Path) -> None:
+    """overwrite=true replaces an old output, never the video being read (which would be lost as it is read)."""
+    if isinstance(source, Path) and path.exists() and source.exists() and os.path.samefile(path, source):
+        raise FaceVAEError(f"{name}={path}: is the source video itself; name another file to write the view to")
 
 
 def _check_folder(folder: Path, name: str, shown: Path | None = None) -> None:
