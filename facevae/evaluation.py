@@ -363,7 +363,8 @@ def _expression_shift(run, dm, cfg, out, mu, shift_data, other, starts, note) ->
     )
     shift.expression_shift_figure(result, dm.data.crops[starts], out / "expression_shift.png", note=note)
     result["smile_scorer_heldout_score"] = scorer.heldout_score
-    result["shift_conditional_keeps"] = nuisance_names
+    if "conditional" in result["kinds"]:
+        result["shift_conditional_keeps"] = nuisance_names
     result["shift_start_frames"] = dm.data.frames["frame"].to_numpy()[starts].tolist()  # which frames were moved
     return {k: v for k, v in result.items() if k.startswith(("shift_", "smile_score", "smile_scorer"))}
 

@@ -207,3 +207,19 @@ def test_expression_shift_runs_on_the_real_model(tmp_path):
     assert result["centroid"]["images"].shape == (3, 3, SIZE, SIZE, 3)
     assert result["smile_score_smiling"] is None
     expression_shift_figure(result, images, tmp_path / "shift.png")
+
+
+def test_other_directions_spanning_every_latent_leave_out_the_conditional_path(tmp_path):
+    """A small model (4 latents) on data with 8 other factors: no direction is left once they are projected out;
+    the centroid and normal paths are still measured, and evaluation carries on."""
+    model = MouthDecoder()
+    rng = np.random.default_rng(6)
+    mu_start = rng.normal(size=(4, D)) * 0.3 + np.array([-2.0, 0, 0, 0])
+    images_start = decode_latents(model, mu_start)
+    others = np.eye(D)[[0, 1, 2, 3, 1]]  # more directions than latents
+    target = ShiftTarget(np.array([2.0, 0.0, 0.0, 0.0]), np.array([1.0, 0.4, 0.0, 0.0]), others)
+    result = expression_shift(model, images_start, mu_start, target, mouth_brightness, steps=np.linspace(0, 1, 3))
+    assert result["kinds"] == ["centroid", "normal"]
+    assert not [k for k in result if k.endswith("_conditional")]
+    assert set(result["shift_smile_gain_equal_distance"]) == {"centroid", "normal"}
+    assert expression_shift_figure(result, images_start, tmp_path / "shift.png").stat().st_size > 0

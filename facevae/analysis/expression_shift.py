@@ -24,6 +24,7 @@ optionally regressors of the other factors (`fit_factor_regressors`), to see wha
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,8 @@ from sklearn.preprocessing import StandardScaler
 from facevae.analysis.encoding import decode_latents, encode_images
 from facevae.core.tensors import image_grid
 from facevae.plots.figure import save_figure
+
+log = logging.getLogger(__name__)
 
 DEFAULT_STEPS = np.linspace(0.0, 1.0, 7)
 FEATURE_SIZE = 32  # pixel models see 32x32 grayscale: enough for the mouth's shape, few enough weights to fit
@@ -325,7 +328,10 @@ class ShiftTarget:
     def directions(self) -> dict[str, np.ndarray]:
         kinds = {"normal": np.asarray(self.normal, np.float64)}
         if self.others is not None and len(self.others):
-            kinds["conditional"] = conditional_direction(self.normal, self.others)
+            try:
+                kinds["conditional"] = conditional_direction(self.normal, self.others)
+            except ValueError as err:  # as many other directions as latents (a small model): no conditional edit
+                log.info("no conditional shift path: %s", err)
         return kinds
 
 
