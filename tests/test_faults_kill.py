@@ -53,6 +53,21 @@ def test_a_kill_during_extraction_leaves_no_cache_and_the_rerun_builds_it(long_c
     assert sorted(p.name for p in cache_dir.iterdir()) == [result.path.name]  # the killed one's temporary cleared
 
 
+def test_ctrl_c_during_extraction_is_one_line_and_leaves_no_cache(long_clip, tmp_path):
+    cache_dir = tmp_path / "cache"
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, *ENTRY_POINTS["prepare"], f"data.video={long_clip}", f"data.cache_dir={cache_dir}"]
+    process = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline and not any(cache_dir.glob(".tmp-*")):
+        time.sleep(0.02)
+    assert process.poll() is None, "ended before the interrupt"
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130 and err.strip() == "interrupted", f"{process.returncode}\n{err[-3000:]}"
+    assert not cache_dir.exists() or [p.name for p in cache_dir.iterdir() if not p.name.startswith(".")] == []
+
+
 @pytest.mark.slow
 def test_a_kill_during_evaluation_leaves_the_output_folder_to_the_rerun(tiny_run, tmp_path):
     out = tmp_path / "eval"

@@ -28,13 +28,18 @@ def require(ok: bool, message: str) -> None:
 
 
 def exit_on_error(fn: Callable[..., T]) -> Callable[..., T]:
-    """Run fn; a FaceVAEError becomes `error: <message>` on stderr and exit status 2, no traceback."""
+    """Run fn; a FaceVAEError becomes `error: <message>` on stderr and exit status 2, no traceback. Ctrl-C ends it
+    with `interrupted` and status 130, as a shell reports it: what was being written is still in temporaries,
+    which the next run clears."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         notices_to_the_log()
         try:
             return fn(*args, **kwargs)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
         except Exception as err:
             cause = user_error(err)
             if cause is None:
