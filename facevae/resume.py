@@ -65,15 +65,32 @@ def _same_model_class(ckpt: dict, cfg: DictConfig, ckpt_path: str) -> None:
 
 
 def _same_weights(ckpt: dict, cfg: DictConfig, ckpt_path: str) -> None:
-    """The settings that shape the weights (model.latent_dim, ...) as trained: others would not load."""
+    """The settings that shape the weights (model.net.latent_dim, ...) as trained: others would not load."""
     cls = hydra.utils.get_class(cfg.model._target_)
-    trained, asked = ckpt.get("hyper_parameters") or {}, OmegaConf.to_container(cfg.model, resolve=True)
-    for key in getattr(cls, "weight_settings", ()):
+    trained, asked = _settings(cls, ckpt), _leaves(OmegaConf.to_container(cfg.model, resolve=True))
+    for key in cls.weight_settings:
         if key in trained and key in asked and _plain(trained[key]) != _plain(asked[key]):
             raise FaceVAEError(
                 f"ckpt_path={ckpt_path}: trained with model.{key}={shown(trained[key])}, not {shown(asked[key])}; "
                 f"resume with model.{key}={shown(trained[key])}, or train a new run without ckpt_path"
             )
+
+
+def _settings(cls: type, ckpt: dict) -> dict:
+    """The checkpoint's hyperparameters as the model config names them (model.net.latent_dim, ...): each leaf under
+    its dotted path, those of earlier flat checkpoints included."""
+    return _leaves(cls.upgrade_hparams(ckpt.get("hyper_parameters") or {}))
+
+
+def _leaves(node: dict, prefix: str = "") -> dict:
+    """A nested config as {dotted path: value} for every value that is not itself a node."""
+    leaves = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            leaves.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            leaves[f"{prefix}{key}"] = value
+    return leaves
 
 
 def _same_data(ckpt: dict, cfg: DictConfig, ckpt_path: str) -> None:
@@ -121,12 +138,12 @@ def _epochs_left(ckpt: dict, cfg: DictConfig, ckpt_path: str) -> None:
 
 
 def _log_changes(ckpt: dict, cfg: DictConfig) -> None:
-    trained = ckpt.get("hyper_parameters") or {}
-    asked = OmegaConf.to_container(cfg.model, resolve=True)
+    trained = _settings(hydra.utils.get_class(cfg.model._target_), ckpt)
+    asked = _leaves(OmegaConf.to_container(cfg.model, resolve=True))
     changed = [
         f"model.{k}={shown(trained[k])} -> {shown(v)}"
         for k, v in asked.items()
-        if k in trained and _plain(trained[k]) != _plain(v)
+        if k in trained and not k.endswith("_target_") and _plain(trained[k]) != _plain(v)
     ]
     if changed:
         log.warning("resuming with changed settings, in effect from the resumed step on: %s", ", ".join(changed))

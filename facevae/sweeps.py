@@ -66,9 +66,11 @@ def current_job() -> Job | None:
 def identity_tags(cfg: DictConfig) -> list[str]:
     """The tags a sweep is sliced by in W&B: beta, latent size and seed."""
     model = cfg.get("model") or {}
-    keys = (("beta", "beta"), ("latent_dim", "latent"))
+    # The code's size is the network's: the beta-VAE's net, the WGAN's generator.
+    network = next((model[key] for key in ("net", "generator") if key in model), {})
+    values = {"beta": (model, "beta"), "latent": (network, "latent_dim")}
     # beta=4, whether the config says 4 or 4.0: a tag filter finds the same runs either way
-    tags = [f"{name}={_number(model[key])}" for key, name in keys if key in model]
+    tags = [f"{name}={_number(node[key])}" for name, (node, key) in values.items() if key in node]
     return [*tags, f"seed={cfg.get('seed')}"]
 
 

@@ -191,6 +191,9 @@ def _built(prefix: str, node: Any) -> type:
     cls = _target_class(prefix, node["_target_"])
     values = {k: v for k, v in node.items() if not k.startswith("_")}
     rules.known_keys(prefix, values, cls.__init__, cls.__name__)
+    for key, child in values.items():  # the objects it is given built (a network, an optimizer): each by its rules
+        if isinstance(child, dict) and "_target_" in child:
+            _built(f"{prefix}.{key}", child)
     check = getattr(cls, "check_settings", None) or LIGHTNING_RULES.get(cls.__name__)
     if check is not None:
         check({k: v for k, v in values.items() if v is not UNRESOLVED}, prefix)
@@ -209,12 +212,16 @@ def _target_class(prefix: str, target: Any) -> type:
 
 
 def _same_size(v: dict) -> None:
-    size, image_size = v["data"].get("size"), v["model"].get("image_size")
-    require(
-        image_size is None or image_size == size,
-        f"model.image_size={image_size}, data.size={size}: the model must take the crops' size "
-        "(leave model.image_size at ${data.size})",
-    )
+    """Each network the model is given takes the crops' size."""
+    size = v["data"].get("size")
+    networks = {key: node for key, node in v["model"].items() if isinstance(node, dict) and "image_size" in node}
+    for key, node in networks.items():
+        image_size = node["image_size"]
+        require(
+            image_size is UNRESOLVED or image_size == size,
+            f"model.{key}.image_size={image_size}, data.size={size}: the model must take the crops' size "
+            f"(leave model.{key}.image_size at ${{data.size}})",
+        )
 
 
 def _source(data: dict, train: bool) -> None:
@@ -514,9 +521,9 @@ def _is_checkpoint(node: Any) -> bool:
 def sweep_values(cfg: DictConfig) -> dict[str, list]:
     """Each key a multirun sweeps, with the values (or an interval's ends) it will try: from the command line
     (`model.beta=1,2,4`) and from the sweeper's params (a sweep= preset, Optuna's search space)."""
-    texts = [o for o in cfg.hydra.overrides.task]
     params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
-    texts += [f"{k}={v}" for k, v in params.items()]
+    # The command line's last: it wins over the preset's params for the same key, as in Hydra's sweepers.
+    texts = [f"{k}={v}" for k, v in params.items()] + list(cfg.hydra.overrides.task)
     tried: dict[str, list] = {}
     for override in OverridesParser.create().parse_overrides(texts):
         if not override.is_sweep_override() or override.key_or_group.startswith("hydra."):

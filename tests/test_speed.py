@@ -9,6 +9,7 @@ import traceback
 import pytest
 import pytorch_lightning as pl
 import torch
+from conftest import module_of
 from test_beta_vae import FaceCrops, batch_of, structured_images
 from torch.utils.data import DataLoader
 
@@ -22,7 +23,7 @@ TINY = {"latent_dim": 4, "channels": [8, 8], "hidden": 16, "image_size": 16}
 
 def tiny_module(**switches) -> BetaVAEModule:
     torch.manual_seed(0)  # the same initial weights for every switch
-    module = BetaVAEModule(**TINY, lr=1e-3, **switches)
+    module = module_of(BetaVAEModule, **TINY, lr=1e-3, **switches)
     module.configure_model()
     return module
 
@@ -62,7 +63,7 @@ def test_compile_settings_are_auto_off_or_a_torch_compile_mode(setting, expected
 
 def test_an_unknown_compile_mode_is_a_one_line_error():
     with pytest.raises(FaceVAEError, match="model.compile=fast: use auto, false or a torch.compile mode"):
-        BetaVAEModule(compile="fast")
+        module_of(BetaVAEModule, compile="fast")
 
 
 def test_auto_compiles_inside_the_captured_step_on_a_gpu_and_stays_eager_on_cpu():

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import pytorch_lightning as pl
@@ -33,6 +32,15 @@ from facevae.core.errors import FaceVAEError
 from facevae.core.tensors import to_float_images
 from facevae.models import speed
 from facevae.models.beta_vae import BetaVAE, check_network
+from facevae.models.building import (
+    SEED_ADAM,
+    OptimizerFactory,
+    RebuiltFromCheckpoint,
+    adam,
+    build,
+    check_optimizer,
+    optimizer_config,
+)
 from facevae.models.objectives import VAELoss, beta_vae_loss, capacity_at, kl_warmup_weight
 from facevae.models.ssim import SSIM
 
@@ -73,8 +81,9 @@ class KLPerDim(Metric):
         return self.compute().reshape(self.total.shape)
 
 
-class BetaVAEModule(pl.LightningModule):
-    """A beta-VAE with a Gaussian decoder of fixed or learned sigma, trained with Adam.
+class BetaVAEModule(RebuiltFromCheckpoint, pl.LightningModule):
+    """A beta-VAE with a Gaussian decoder of fixed or learned sigma: trains the network `net` it is given (a BetaVAE)
+    with the optimizer `optimizer` makes of its weights (Adam, by default as the seed's).
 
     Batches are dicts {"image": uint8 B x H x W x 3, "index": int64 B}; on_after_batch_transfer adds
     "x": float B x 3 x H x W in [0, 1] on the device. capacity_max (nats) switches to the controlled-capacity
@@ -87,10 +96,18 @@ class BetaVAEModule(pl.LightningModule):
 
     The optimizer is stepped by training_step itself (Lightning's manual optimization): a replayed graph has
     already run the backward that Lightning's automatic loop would run, and the manual loop does less per step.
+
+    Its hyperparameters are its arguments with `net` and `optimizer` as the config nodes that build them, and
+    `latent_dim` (the network's) beside them, for readers of a model that only need the size of its code.
     """
 
-    # The settings that shape the weights: a checkpoint resumes only into a model built with the same.
-    weight_settings = ("latent_dim", "channels", "hidden", "image_size", "learn_sigma")
+    # What it can do, for callbacks and analyses: encode images, decode codes, and reconstruct.
+    encodes = True
+    # One model (a stacked module holds many).
+    stacked = False
+    # The settings that shape the weights (paths in its hyperparameters): a checkpoint resumes only into a model
+    # built with the same.
+    weight_settings = ("net.latent_dim", "net.channels", "net.hidden", "net.image_size", "learn_sigma")
     # What a ModelCheckpoint may choose the best checkpoint by, and which way is better.
     checkpoint_metrics = {
         "val/loss": "min",
@@ -101,18 +118,16 @@ class BetaVAEModule(pl.LightningModule):
         "val/ssim": "max",
         "val/active_units": "max",
     }
+    # Keys of its hyperparameters that record, not configure: left out when it is built again.
+    recorded = ("latent_dim",)
 
     def __init__(
         self,
-        latent_dim: int = 32,
-        channels: Sequence[int] = (32, 32, 64, 64),
-        hidden: int = 256,
-        image_size: int = 64,
+        net: BetaVAE,
+        optimizer: OptimizerFactory = SEED_ADAM,
         beta: float = 1.0,
         sigma: float = 0.1,
         learn_sigma: bool | str = False,
-        lr: float = 1e-4,
-        adam_betas: Sequence[float] = (0.9, 0.999),
         kl_warmup_steps: int = 0,
         capacity_max: float | None = None,
         capacity_steps: int = 100_000,
@@ -124,24 +139,23 @@ class BetaVAEModule(pl.LightningModule):
         super().__init__()
         self.automatic_optimization = False  # training_step steps Adam: see the class docstring
         BetaVAEModule.check_settings({k: v for k, v in locals().items() if k not in ("self", "__class__")})
-        # Plain lists, from a YAML ListConfig or a Python tuple: hparams.yaml and checkpoints stay plain.
-        channels = [int(c) for c in channels]
-        adam_betas = [float(b) for b in adam_betas]
-        beta, sigma, lr = float(beta), float(sigma), float(lr)
+        beta, sigma = float(beta), float(sigma)
         capacity_max = None if capacity_max is None else float(capacity_max)
         capacity_gamma = float(capacity_gamma)
         # Checked now, resolved for the device at fit start.
         self.compile_setting = speed.compile_setting(compile)
         self.graph_setting = speed.graph_setting(cuda_graph)
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["net", "optimizer"])
+        self.hparams.update(net=net.config(), optimizer=optimizer_config(optimizer), latent_dim=net.latent_dim)
+        self.make_optimizer = build(self.hparams.optimizer)  # with plain values: the optimizer state saves plain
 
-        self.model = BetaVAE(latent_dim=latent_dim, channels=channels, hidden=hidden, image_size=image_size)
+        self.model = net
         # log sigma, not sigma: a learned scale stays positive without constraints. A buffer when not trained by
         # gradient, so it still follows the module to the device and into the checkpoint; the optimal modes keep
         # the last training batch's value there, which validation, test and evaluation use.
         log_sigma = torch.tensor(math.log(sigma))
         if learn_sigma == "optimal_per_pixel":
-            log_sigma = log_sigma.expand(3, image_size, image_size).clone()
+            log_sigma = log_sigma.expand(3, net.image_size, net.image_size).clone()
         if learn_sigma is True:
             self.log_sigma = nn.Parameter(log_sigma)
         else:
@@ -151,7 +165,7 @@ class BetaVAEModule(pl.LightningModule):
         stages = ("val", "test")
         self.psnr = nn.ModuleDict({s: PeakSignalNoiseRatio(data_range=1.0) for s in stages})
         self.ssim = nn.ModuleDict({s: SSIM(data_range=1.0) for s in stages})
-        self.kl_per_dim = nn.ModuleDict({s: KLPerDim(latent_dim) for s in stages})
+        self.kl_per_dim = nn.ModuleDict({s: KLPerDim(net.latent_dim) for s in stages})
         self.last_val_kl_per_dim: Tensor | None = None
         self.last_test_kl_per_dim: Tensor | None = None
 
@@ -162,17 +176,28 @@ class BetaVAEModule(pl.LightningModule):
         self._compiled_objective = None  # set at fit start when compiling
         self._captured: speed.CapturedStep | None = None  # set at fit start when capturing
 
+    @property
+    def latent_dim(self) -> int:
+        """The size of the code."""
+        return self.model.latent_dim
+
     @staticmethod
     def check_settings(values: dict, prefix: str = "model") -> None:
-        """Every value of the model config, before anything is built (facevae.validation runs this for each command)."""
+        """Every value of the model config, before anything is built (facevae.validation runs this for each command;
+        the network's own node, when given as one, is checked by its class)."""
         v = rules.with_defaults(BetaVAEModule.__init__, values)
-        check_network(v["latent_dim"], v["channels"], v["hidden"], v["image_size"], v.get("members", 1))
+        net = v.get("net")
+        members = v.get("members", 1)
+        if isinstance(net, dict) and members > 1:  # the stacked model's members together, as the net checks one
+            net = rules.with_defaults(BetaVAE.__init__, {k: x for k, x in net.items() if not k.startswith("_")})
+            check_network(
+                net["latent_dim"], net["channels"], net["hidden"], net["image_size"], members, f"{prefix}.net"
+            )
+        check_optimizer(v["optimizer"], f"{prefix}.optimizer")
         if v["beta"] is not None:  # the stacked model's members take theirs from model.betas
             rules.number(f"{prefix}.beta", v["beta"], lo=0)
         rules.number(f"{prefix}.sigma", v["sigma"], above=0, why=" (the decoder's std on [0, 1] pixels)")
         rules.choice(f"{prefix}.learn_sigma", v["learn_sigma"], SIGMA_MODES)
-        rules.number(f"{prefix}.lr", v["lr"], above=0, why=" (the learning rate)")
-        rules.number_list(f"{prefix}.adam_betas", v["adam_betas"], 2, 0, 1)
         rules.whole(f"{prefix}.kl_warmup_steps", v["kl_warmup_steps"], lo=0, why=" (0 = off)")
         if v["capacity_max"] is not None:
             rules.number(f"{prefix}.capacity_max", v["capacity_max"], lo=0, why=" nats (or null: off)")
@@ -181,6 +206,24 @@ class BetaVAEModule(pl.LightningModule):
         speed.compile_setting(v["compile"])
         speed.graph_setting(v["cuda_graph"])
         rules.flag(f"{prefix}.channels_last", v["channels_last"])
+
+    @classmethod
+    def upgrade_hparams(cls, hparams: dict[str, Any]) -> dict[str, Any]:
+        """Saved hyperparameters in this module's form: those of a checkpoint whose arguments were flat (latent_dim,
+        channels, hidden, image_size, lr, adam_betas beside beta) get their `net` and `optimizer` nodes."""
+        hp = dict(hparams)
+        if "net" in hp:
+            return hp
+        net = {key: hp.pop(key) for key in ("latent_dim", "channels", "hidden", "image_size") if key in hp}
+        optimizer = adam(hp.pop("lr", 1e-4), hp.pop("adam_betas", (0.9, 0.999)))
+        net_config = {"_target_": "facevae.models.BetaVAE", **net}
+        return {"net": net_config, "optimizer": optimizer_config(optimizer), **hp, "latent_dim": net.get("latent_dim")}
+
+    @classmethod
+    def arguments_from_hparams(cls, hparams: dict[str, Any]) -> dict[str, Any]:
+        """Constructor arguments, built, from saved hyperparameters (this module's form or the flat one)."""
+        hp = {k: v for k, v in cls.upgrade_hparams(hparams).items() if k not in cls.recorded}
+        return {**hp, "net": build(hp["net"]), "optimizer": build(hp["optimizer"])}
 
     # --- the objective --------------------------------------------------------------------------------------
 
@@ -331,7 +374,7 @@ class BetaVAEModule(pl.LightningModule):
             "train/recon": mean["recon"],
             "train/kl": mean["kl"],
             "train/beta": torch.tensor(weight),
-            "train/beta_norm": torch.tensor(weight * self.hparams.latent_dim / (c * h * w)),
+            "train/beta_norm": torch.tensor(weight * self.latent_dim / (c * h * w)),
         }
         if capacity is not None:
             logged["train/capacity"] = torch.tensor(capacity)
@@ -412,7 +455,7 @@ class BetaVAEModule(pl.LightningModule):
         metric = self.kl_per_dim[stage]
         kl = metric.per_dim()  # already reduced over DDP processes: the same on every rank
         metric.reset()
-        width = max(2, len(str(self.hparams.latent_dim - 1)))
+        width = max(2, len(str(self.latent_dim - 1)))
         # sync_dist only tells Lightning these are whole-run values; averaging equal values changes nothing.
         self.log_dict({f"{stage}/kl_dim/{i:0{width}d}": v for i, v in enumerate(kl)}, sync_dist=True)
         self.log(f"{stage}/active_units_kl", (kl > ACTIVE_KL_NATS).sum().float(), sync_dist=True)
@@ -421,10 +464,7 @@ class BetaVAEModule(pl.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         # On a GPU, Adam's fused kernel updates every weight in one launch instead of several per step; the same
         # arithmetic. (Lightning moves the module to its device before asking for the optimizer.)
-        fused = self.device.type == "cuda"
-        return torch.optim.Adam(
-            self.parameters(), lr=self.hparams.lr, betas=tuple(self.hparams.adam_betas), fused=fused
-        )
+        return self.make_optimizer(self.parameters(), fused=self.device.type == "cuda")
 
     # --- for evaluation and callbacks -----------------------------------------------------------------------
 
@@ -447,5 +487,5 @@ class BetaVAEModule(pl.LightningModule):
         """n decoder-mean images from z ~ N(0, I). The noise is drawn on the generator's device (so a CPU
         generator gives the same faces on any device), then moved to the model's."""
         device = generator.device if generator is not None else self.device
-        z = torch.randn(n, self.hparams.latent_dim, generator=generator, device=device)
+        z = torch.randn(n, self.latent_dim, generator=generator, device=device)
         return self.model.decode(z.to(self.device))

@@ -24,6 +24,8 @@ from torchmetrics.image import PeakSignalNoiseRatio
 from facevae.core import rules
 from facevae.core.errors import FaceVAEError, require
 from facevae.models import speed
+from facevae.models.beta_vae import BetaVAE
+from facevae.models.building import SEED_ADAM, OptimizerFactory, plain
 from facevae.models.lit_beta_vae import ACTIVE_KL_NATS, BetaVAEModule, KLPerDim
 from facevae.models.objectives import VAELoss, beta_vae_loss, kl_warmup_weight
 from facevae.models.ssim import SSIM
@@ -57,20 +59,22 @@ class StackedBetaVAEModule(BetaVAEModule):
 
     def __init__(
         self,
+        net: BetaVAE,
+        optimizer: OptimizerFactory = SEED_ADAM,
         betas: Sequence[float] = (1.0, 2.0, 4.0, 8.0, 16.0),
         beta: float | None = None,
         vmap: bool | str = "auto",
         **kwargs: Any,
     ):
-        self.check_settings({"betas": betas, "beta": beta, "vmap": vmap, **kwargs})
+        self.check_settings({"net": net, "optimizer": optimizer, "betas": betas, "beta": beta, "vmap": vmap, **kwargs})
         betas = [float(b) for b in betas]
-        # Plain lists, not Hydra's ListConfig, in hparams.yaml and checkpoints (a checkpoint must load weights_only).
-        kwargs = {k: list(v) if isinstance(v, Sequence) and not isinstance(v, str) else v for k, v in kwargs.items()}
-        super().__init__(**kwargs)
+        super().__init__(net, optimizer, **kwargs)
+        # Plain values, not Hydra's ListConfig, in hparams.yaml and checkpoints (a checkpoint must load weights_only).
+        self.hparams.update(betas=betas, **{k: plain(v) for k, v in kwargs.items()})
         del self.hparams["beta"]  # each member's is in betas
-        k, latent_dim = len(betas), self.hparams.latent_dim
-        # Every member starts from the weights a run of its own would start from at this seed.
-        self.model = StackedBetaVAE(self.model, k, vmap=vmap)
+        k, latent_dim = len(betas), net.latent_dim
+        # Every member starts from the weights a run of its own would start from at this seed: `net`'s.
+        self.model = StackedBetaVAE(net, k, vmap=vmap)
         self.register_buffer("betas", torch.tensor(betas), persistent=False)
         stages = ("val", "test")
         self.psnr = nn.ModuleDict(
@@ -113,7 +117,7 @@ class StackedBetaVAEModule(BetaVAEModule):
         return list(self.hparams.betas)
 
     def member_hparams(self, k: int) -> dict[str, Any]:
-        """Member k's arguments to BetaVAEModule: what a run of its own would have been given."""
+        """Member k's hyperparameters as a BetaVAEModule: what a run of its own would have been given and recorded."""
         hp = {key: value for key, value in self.hparams.items() if key not in ("betas", "vmap")}
         return {**hp, "beta": self.members[k]}
 
@@ -190,7 +194,7 @@ class StackedBetaVAEModule(BetaVAEModule):
                 f"{p}train/recon": mean[1, k],
                 f"{p}train/kl": mean[2, k],
                 f"{p}train/beta": torch.tensor(beta * weight),
-                f"{p}train/beta_norm": torch.tensor(beta * weight * self.hparams.latent_dim / (c * h * w)),
+                f"{p}train/beta_norm": torch.tensor(beta * weight * self.latent_dim / (c * h * w)),
             }
             self.log_dict(logged, on_step=True, on_epoch=False, batch_size=n)
 
@@ -215,7 +219,7 @@ class StackedBetaVAEModule(BetaVAEModule):
         metric = self.kl_per_dim[stage]
         kl = metric.per_dim()  # members x latent_dim
         metric.reset()
-        width = max(2, len(str(self.hparams.latent_dim - 1)))
+        width = max(2, len(str(self.latent_dim - 1)))
         for k in range(len(self.members)):
             p = f"{member_prefix(k)}{stage}"
             self.log_dict({f"{p}/kl_dim/{i:0{width}d}": v for i, v in enumerate(kl[k])}, sync_dist=True)
