@@ -333,14 +333,16 @@ def test_optimal_sigma_is_the_batch_mse_in_training_and_kept_for_evaluation(mode
     torch.manual_seed(0)
     x_mean, *_ = module.model(x)
     torch.manual_seed(0)
-    module._loss(x, 1.0, None)
+    module.compute_loss(x, 1.0, None)
     dims = (0, 1, 2, 3) if mode == "optimal" else (0,)
     expected = 0.5 * (x - x_mean.detach()).pow(2).mean(dim=dims).log()
     assert module.log_sigma.shape == shape
     torch.testing.assert_close(module.log_sigma, expected.clamp(min=-6.0))
     kept = module.log_sigma.clone()
     module.eval()
-    module._loss(torch.rand(8, 3, 32, 32), 1.0, None)  # evaluation uses the training value, never its own batch's
+    module.compute_loss(
+        torch.rand(8, 3, 32, 32), 1.0, None
+    )  # evaluation uses the training value, never its own batch's
     torch.testing.assert_close(module.log_sigma, kept)
     assert "log_sigma" in dict(module.named_buffers())
 

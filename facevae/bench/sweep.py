@@ -105,7 +105,7 @@ def stacked_loop(
     module = StackedBetaVAEModule(BetaVAE(), betas=[float(b) for b in range(1, k + 1)], vmap=vmap).to(device)
     data = torch.from_numpy(crops).to(device)
     params = list(module.parameters())
-    images_per_s, _ = optimizer_steps(data, batch, steps, params, module._backward_step, captured)
+    images_per_s, _ = optimizer_steps(data, batch, steps, params, module.train_step.backward_step, captured)
     return images_per_s * k
 
 

@@ -96,6 +96,12 @@ class BetaVAEModule(RebuiltFromCheckpoint, pl.LightningModule):
 
     The optimizer is stepped by training_step itself (Lightning's manual optimization): a replayed graph has
     already run the backward that Lightning's automatic loop would run, and the manual loop does less per step.
+    How the step runs (eagerly, compiled, captured) and its device-side values are one component, `train_step`
+    (speed.TrainingStep), which runs `objective` and starts the backward from `total`.
+
+    A variant (StackedBetaVAEModule) overrides these hooks and nothing private: compute_loss (the objective's terms),
+    total, kl_schedule, check_step_losses and check_val_losses (what a non-finite loss does), log_step_values,
+    evaluate_batch and log_kl_per_dim (what is logged, under which names).
 
     Its hyperparameters are its arguments with `net` and `optimizer` as the config nodes that build them, and
     `latent_dim` (the network's) beside them, for readers of a model that only need the size of its code.
@@ -142,9 +148,6 @@ class BetaVAEModule(RebuiltFromCheckpoint, pl.LightningModule):
         beta, sigma = float(beta), float(sigma)
         capacity_max = None if capacity_max is None else float(capacity_max)
         capacity_gamma = float(capacity_gamma)
-        # Checked now, resolved for the device at fit start.
-        self.compile_setting = speed.compile_setting(compile)
-        self.graph_setting = speed.graph_setting(cuda_graph)
         self.save_hyperparameters(ignore=["net", "optimizer"])
         self.hparams.update(net=net.config(), optimizer=optimizer_config(optimizer), latent_dim=net.latent_dim)
         self.make_optimizer = build(self.hparams.optimizer)  # with plain values: the optimizer state saves plain
@@ -169,12 +172,11 @@ class BetaVAEModule(RebuiltFromCheckpoint, pl.LightningModule):
         self.last_val_kl_per_dim: Tensor | None = None
         self.last_test_kl_per_dim: Tensor | None = None
 
-        # The hot path reads nothing from the device: step values wait in _steps, validation losses in _val_losses.
-        self._steps = speed.StepValues(["loss", "recon", "kl", *(["sigma"] if learn_sigma else [])])
+        # How the training step runs (eagerly, compiled, captured) and its values, kept on the device: one component.
+        # The hot path reads nothing from the device: validation losses too wait, in _val_losses.
+        names = ["loss", "recon", "kl", *(["sigma"] if learn_sigma else [])]
+        self.train_step = speed.TrainingStep(self.objective, self.total, names, compile, cuda_graph)
         self._val_losses: list[Tensor] = []
-        self._read_every: int | None = None  # steps between reads inside trainer.fit; None: every step
-        self._compiled_objective = None  # set at fit start when compiling
-        self._captured: speed.CapturedStep | None = None  # set at fit start when capturing
 
     @property
     def latent_dim(self) -> int:
@@ -239,7 +241,10 @@ class BetaVAEModule(RebuiltFromCheckpoint, pl.LightningModule):
             return hp.beta * warm, None
         return hp.capacity_gamma * warm, capacity_at(self.global_step, hp.capacity_max, hp.capacity_steps)
 
-    def _loss(self, x: Tensor, weight: float | Tensor, capacity: float | Tensor | None) -> tuple[VAELoss, Tensor]:
+    def compute_loss(
+        self, x: Tensor, weight: float | Tensor, capacity: float | Tensor | None
+    ) -> tuple[VAELoss, Tensor]:
+        """The objective's terms of a batch at this KL weight (and capacity), and the posterior means mu."""
         x_mean, mu, logvar, _ = self.model(x)
         log_sigma = self._decoder_log_sigma(x, x_mean)
         # One weight serves both objectives: beta_vae_loss reads beta without a capacity and gamma with one.
@@ -259,36 +264,17 @@ class BetaVAEModule(RebuiltFromCheckpoint, pl.LightningModule):
             self.log_sigma.copy_(best.clamp(min=MIN_LOG_SIGMA))
         return self.log_sigma
 
-    def _objective(
+    def objective(
         self, x: Tensor, weight: float | Tensor, capacity: float | Tensor | None
     ) -> tuple[Tensor, Tensor, Tensor]:
         """(loss, recon, kl) of a training batch: the part torch.compile captures, with its backward."""
-        out, _ = self._loss(x, weight, capacity)
+        out, _ = self.compute_loss(x, weight, capacity)
         return out.loss, out.recon.detach(), out.kl.detach()
 
     @staticmethod
-    def _total(loss: Tensor) -> Tensor:
+    def total(loss: Tensor) -> Tensor:
         """What the backward starts from: the loss itself (the stacked model sums its members')."""
         return loss
-
-    def _backward_step(self, x: Tensor, weight: Tensor, capacity: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-        """Forward, loss and backward: what a CapturedStep records."""
-        objective = self._compiled_objective or self._objective
-        loss, recon, kl = objective(x, weight, capacity)
-        self._total(loss).backward()
-        return loss.detach(), recon, kl
-
-    def _train_loss(self, x: Tensor, weight: float, capacity: float | None) -> tuple[Tensor, Tensor, Tensor]:
-        if self._captured is not None:
-            return self._captured(x, weight, capacity)  # forward, loss and backward: one replay
-        if self._compiled_objective is None:
-            return self._objective(x, weight, capacity)
-        # Tensors made on the device, not Python floats: a number that changes every step (KL warm-up, capacity)
-        # would recompile the graph, and torch.tensor(value, device=cuda) would wait for the GPU.
-        weight_t = torch.full((), weight, device=x.device)
-        capacity_t = None if capacity is None else torch.full((), capacity, device=x.device)
-        torch.compiler.cudagraph_mark_step_begin()  # the last step's outputs are done with: CUDA graphs may reuse them
-        return self._compiled_objective(x, weight_t, capacity_t)
 
     # --- Lightning hooks ------------------------------------------------------------------------------------
 
@@ -296,31 +282,23 @@ class BetaVAEModule(RebuiltFromCheckpoint, pl.LightningModule):
         if self.hparams.channels_last:  # 4-D weights NHWC, to match the NHWC images on_after_batch_transfer makes
             self.model.to(memory_format=torch.channels_last)
 
-    def compile_training_step(self, device_type: str, world_size: int = 1, autocast: bool = False) -> str | None:
-        """Resolve model.compile and model.cuda_graph for this device, compile the training objective (lazily: on
-        its first call) and set up its capture (at the first step); returns the torch.compile mode, or None."""
-        mode = speed.resolve_compile(self.compile_setting, device_type)
-        self._compiled_objective = torch.compile(self._objective, mode=mode) if mode else None
-        captured = speed.resolve_graph(self.graph_setting, device_type, mode, world_size, autocast)
-        self._captured = speed.CapturedStep(self._backward_step, list(self.parameters())) if captured else None
-        return mode
-
     def on_fit_start(self) -> None:
         autocast = "mixed" in str(self.trainer.precision)  # bf16-mixed, 16-mixed
-        mode = self.compile_training_step(self.device.type, self.trainer.world_size, autocast)
-        self._read_every = self.trainer.log_every_n_steps
+        trainer = self.trainer
+        step = self.train_step
+        mode = step.start(self.parameters(), self.device.type, trainer.world_size, autocast, trainer.log_every_n_steps)
         log.info(
             "training step: %s%s on %s, channels_last %s, precision %s; step values read every %d steps",
             f"torch.compile mode={mode}" if mode else "eager",
-            ", captured as one CUDA graph" if self._captured else "",
+            ", captured as one CUDA graph" if step.captured else "",
             self.device.type,
             self.hparams.channels_last,
-            self.trainer.precision,
-            self._read_every,
+            trainer.precision,
+            step.read_every,
         )
 
     def on_fit_end(self) -> None:
-        self._compiled_objective, self._captured, self._read_every = None, None, None
+        self.train_step.stop()
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Convert the uint8 channels-last crops on the device, where it is cheap, not in the loader workers:
@@ -333,9 +311,9 @@ class BetaVAEModule(RebuiltFromCheckpoint, pl.LightningModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         optimizer = self.optimizers()
         loss = self.training_loss(batch, batch_idx)
-        if self._captured is None:  # a replayed graph has already run its backward
+        if not self.train_step.ran_backward:  # a replayed graph has already run its backward
             optimizer.zero_grad(set_to_none=True)
-            self.manual_backward(self._total(loss))
+            self.manual_backward(self.total(loss))
         optimizer.step()
 
     def training_loss(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
@@ -343,31 +321,30 @@ class BetaVAEModule(RebuiltFromCheckpoint, pl.LightningModule):
         step with its backward already run; its values are kept (and read, logged and checked every N steps)."""
         x = batch["x"]
         weight, capacity = self.kl_schedule()
-        loss, recon, kl = self._train_loss(x, weight, capacity)
+        loss, recon, kl = self.train_step(x, weight, capacity)
         sigma = [self.log_sigma.detach().exp().mean()] if self.hparams.learn_sigma else []
-        self._steps.add(self.global_step, [loss, recon, kl, *sigma])
+        self.train_step.values.add(self.global_step, [loss, recon, kl, *sigma])
         if self._read_due(batch_idx):
-            self._log_steps(weight, capacity, x.shape)
+            self.log_step_values(weight, capacity, x.shape)
         return loss
 
     def _read_due(self, batch_idx: int) -> bool:
         """Whether this step reads the step values: at Lightning's logging steps, at an epoch's last batch (so the
         NaN check and the logged values are current before validation and checkpoints), and at every step outside
         trainer.fit."""
-        if self._read_every is None:
+        if self.train_step.read_every is None:
             return True
-        trainer = self.trainer
-        logging_step = self._read_every > 0 and (self.global_step + 1) % self._read_every == 0
-        return logging_step or batch_idx + 1 >= trainer.num_training_batches or trainer.should_stop
+        last_batch = batch_idx + 1 >= self.trainer.num_training_batches or self.trainer.should_stop
+        return self.train_step.read_due(self.global_step, last_batch)
 
-    def _log_steps(self, weight: float, capacity: float | None, shape: torch.Size) -> None:
+    def log_step_values(self, weight: float, capacity: float | None, shape: torch.Size) -> None:
         """Read the steps since the last read from the device (the one wait), stop on a NaN, log their means.
 
         Everything logged is a CPU tensor, so neither Lightning's progress-bar values (converted after every batch)
         nor its loggers touch the device again."""
-        first, values = self._steps.read()
-        self._stop_if_non_finite(first, values[:, 0])
-        mean = dict(zip(self._steps.names, values.mean(dim=0), strict=True))
+        first, values = self.train_step.values.read()
+        self.check_step_losses(first, values[:, 0])
+        mean = dict(zip(self.train_step.values.names, values.mean(dim=0), strict=True))
         n, c, h, w = shape
         self.log("train/loss", mean["loss"], prog_bar=True, on_step=True, on_epoch=False, batch_size=n)
         logged = {
@@ -382,8 +359,9 @@ class BetaVAEModule(RebuiltFromCheckpoint, pl.LightningModule):
             logged["train/sigma"] = mean["sigma"]
         self.log_dict(logged, on_step=True, on_epoch=False, batch_size=n)
 
-    def _stop_if_non_finite(self, first_step: int, losses: Tensor) -> None:
-        # A NaN poisons every weight at the next step: stop, naming the step, before it reaches a checkpoint.
+    def check_step_losses(self, first_step: int, losses: Tensor) -> None:
+        """Stop at a non-finite training loss among steps first_step, first_step + 1, ...: a NaN poisons every weight
+        at the next step, so the run stops, naming the step, before it reaches a checkpoint."""
         bad = speed.first_non_finite(first_step, losses)
         if bad is not None:
             step, value = bad
@@ -395,31 +373,32 @@ class BetaVAEModule(RebuiltFromCheckpoint, pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Steps not yet read may hold a NaN: a checkpoint written now (every_n_train_steps, mid-epoch validation)
         # must not carry their weights.
-        if len(self._steps):
-            self._stop_if_non_finite(self._steps.first_step, self._steps.peek()[:, 0])
+        values = self.train_step.values
+        if len(values):
+            self.check_step_losses(values.first_step, values.peek()[:, 0])
 
     def on_validation_epoch_start(self) -> None:
         self._val_losses = []
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
-        out = self._evaluate(batch["x"], "val")
+        out = self.evaluate_batch(batch["x"], "val")
         self._val_losses.append(out.loss.detach())
         if self._last_val_batch(batch_idx, dataloader_idx):
-            self._stop_if_val_diverged()
+            self.check_val_losses()
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch["x"], "test")
+        self.evaluate_batch(batch["x"], "test")
 
     def _last_val_batch(self, batch_idx: int, dataloader_idx: int) -> bool:
-        if self._read_every is None:  # outside trainer.fit: check every batch
+        if self.train_step.read_every is None:  # outside trainer.fit: check every batch
             return True
         trainer = self.trainer
         batches = trainer.num_sanity_val_batches if trainer.sanity_checking else trainer.num_val_batches
         return batch_idx + 1 >= batches[dataloader_idx]
 
-    def _stop_if_val_diverged(self) -> None:
-        # Read once per validation, at its last batch: before the epoch-end callbacks draw from diverged weights
-        # and before a checkpoint is written.
+    def check_val_losses(self) -> None:
+        """Stop at a non-finite validation loss. Read once per validation, at its last batch: before the epoch-end
+        callbacks draw from diverged weights and before a checkpoint is written."""
         losses = torch.stack(self._val_losses).cpu()
         bad = speed.first_non_finite(0, losses)
         if bad is not None:
@@ -428,9 +407,10 @@ class BetaVAEModule(RebuiltFromCheckpoint, pl.LightningModule):
                 "stopping — the last good checkpoint is kept"
             )
 
-    def _evaluate(self, x: Tensor, stage: str) -> VAELoss:
-        # The same objective as training at this step, so val/loss and train/loss compare.
-        out, mu = self._loss(x, *self.kl_schedule())
+    def evaluate_batch(self, x: Tensor, stage: str) -> VAELoss:
+        """Log a validation or test batch's losses and image quality; the objective is training's at this step, so
+        val/loss and train/loss compare."""
+        out, mu = self.compute_loss(x, *self.kl_schedule())
         n = x.shape[0]
         log = {f"{stage}/loss": out.loss, f"{stage}/recon": out.recon, f"{stage}/kl": out.kl}
         # The beta=1 bound: unlike the loss, it compares runs of different beta (what a sweeper optimises).
@@ -446,12 +426,13 @@ class BetaVAEModule(RebuiltFromCheckpoint, pl.LightningModule):
         return out
 
     def on_validation_epoch_end(self) -> None:
-        self.last_val_kl_per_dim = self._log_kl_per_dim("val")
+        self.last_val_kl_per_dim = self.log_kl_per_dim("val")
 
     def on_test_epoch_end(self) -> None:
-        self.last_test_kl_per_dim = self._log_kl_per_dim("test")
+        self.last_test_kl_per_dim = self.log_kl_per_dim("test")
 
-    def _log_kl_per_dim(self, stage: str) -> Tensor:
+    def log_kl_per_dim(self, stage: str) -> Tensor:
+        """Log each latent's mean KL over the epoch and the active latents; returns the KLs, on the CPU."""
         metric = self.kl_per_dim[stage]
         kl = metric.per_dim()  # already reduced over DDP processes: the same on every rank
         metric.reset()

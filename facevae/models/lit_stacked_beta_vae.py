@@ -1,8 +1,10 @@
 """StackedBetaVAEModule: a beta sweep as one LightningModule, each beta a member of a StackedBetaVAE.
 
 `python train.py sweep=beta_stacked` trains model.betas side by side in one process. The training step, its compile
-and CUDA-graph capture, the device-side step values and the NaN checks are BetaVAEModule's; what changes is that the
-objective has one value per member and the backward starts from their sum. The members share no weight, so each
+and CUDA-graph capture and the device-side step values are BetaVAEModule's (its `train_step`); this module overrides
+its documented hooks: the objective has one value per member (compute_loss), the backward starts from their sum
+(total), a non-finite loss marks its member diverged (check_step_losses, check_val_losses), and each member's values
+are logged under its prefix. The members share no weight, so each
 one's gradient is its own loss's, and Adam's update is elementwise: each member trains as a run of its own would.
 
 Every value is logged under the member's prefix (`member2/val/loss`); facevae.members gives each member its own
@@ -136,7 +138,7 @@ class StackedBetaVAEModule(BetaVAEModule):
         """(the KL warm-up factor, no capacity): each member's KL weight is its beta times this factor."""
         return kl_warmup_weight(self.global_step, self.hparams.kl_warmup_steps), None
 
-    def _loss(self, x: Tensor, weight: float | Tensor, capacity: None) -> tuple[VAELoss, Tensor]:
+    def compute_loss(self, x: Tensor, weight: float | Tensor, capacity: None) -> tuple[VAELoss, Tensor]:
         x_mean, mu, logvar, _ = self.model(x)
         loss = vmap(_member_loss, in_dims=(None, 0, 0, 0, None, 0))(
             x, x_mean, mu, logvar, self.log_sigma, self.betas * weight
@@ -144,17 +146,17 @@ class StackedBetaVAEModule(BetaVAEModule):
         return VAELoss(*loss), mu
 
     @staticmethod
-    def _total(loss: Tensor) -> Tensor:
+    def total(loss: Tensor) -> Tensor:
         return loss.sum()  # the members share no weight: each one's gradient is its own loss's
 
     # --- a member that diverges fails alone, as a sweep's job would ------------------------------------------
 
-    def _stop_if_non_finite(self, first_step: int, losses: Tensor) -> None:
+    def check_step_losses(self, first_step: int, losses: Tensor) -> None:
         """losses: steps x members. A member with a non-finite loss is marked diverged; the others train on."""
         epoch = self.current_epoch
         self._mark_diverged(losses, lambda s, v: f"loss is {v} at step {first_step + s} (epoch {epoch})")
 
-    def _stop_if_val_diverged(self) -> None:
+    def check_val_losses(self) -> None:
         losses = torch.stack(self._val_losses).cpu()  # batches x members
         epoch = self.current_epoch
         self._mark_diverged(losses, lambda s, v: f"validation loss is {v} at epoch {epoch}: the weights diverged")
@@ -182,9 +184,9 @@ class StackedBetaVAEModule(BetaVAEModule):
 
     # --- logging, per member --------------------------------------------------------------------------------
 
-    def _log_steps(self, weight: float, capacity: None, shape: torch.Size) -> None:
-        first, values = self._steps.read()  # steps x (loss, recon, kl) x members
-        self._stop_if_non_finite(first, values[:, 0])
+    def log_step_values(self, weight: float, capacity: None, shape: torch.Size) -> None:
+        first, values = self.train_step.values.read()  # steps x (loss, recon, kl) x members
+        self.check_step_losses(first, values[:, 0])
         mean = values.mean(dim=0)
         n, c, h, w = shape
         for k, beta in enumerate(self.members):
@@ -198,8 +200,8 @@ class StackedBetaVAEModule(BetaVAEModule):
             }
             self.log_dict(logged, on_step=True, on_epoch=False, batch_size=n)
 
-    def _evaluate(self, x: Tensor, stage: str) -> VAELoss:
-        out, mu = self._loss(x, *self.kl_schedule())
+    def evaluate_batch(self, x: Tensor, stage: str) -> VAELoss:
+        out, mu = self.compute_loss(x, *self.kl_schedule())
         x_hat = self.model.decode(mu).clamp(0.0, 1.0)
         n = x.shape[0]
         for k in range(len(self.members)):
@@ -215,7 +217,7 @@ class StackedBetaVAEModule(BetaVAEModule):
         self.kl_per_dim[stage].update(out.kl_per_dim, n)
         return out
 
-    def _log_kl_per_dim(self, stage: str) -> Tensor:
+    def log_kl_per_dim(self, stage: str) -> Tensor:
         metric = self.kl_per_dim[stage]
         kl = metric.per_dim()  # members x latent_dim
         metric.reset()
