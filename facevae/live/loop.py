@@ -97,7 +97,7 @@ def live(settings: LiveSettings) -> LiveSummary:
     window = Window() if settings.output is None else None
     try:
         run = load_run(settings.ckpt_path, pick_device(settings.device))
-        if not hasattr(run.model, "encode"):
+        if not run.model.encodes:
             raise FaceVAEError(f"{run.path}: the live view needs a model with an encoder (a beta-VAE checkpoint)")
         return _with_threads(run, settings.threads, lambda: _run(settings, source, run, window))
     finally:

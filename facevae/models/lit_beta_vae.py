@@ -111,6 +111,8 @@ class BetaVAEModule(RebuiltFromCheckpoint, pl.LightningModule):
     encodes = True
     # One model (a stacked module holds many).
     stacked = False
+    # What the configured ModelCheckpoint may choose the best checkpoint by; None where no metric is fit (the WGAN).
+    checkpoint_monitor: str | None = "val/loss"
     # The settings that shape the weights (paths in its hyperparameters): a checkpoint resumes only into a model
     # built with the same.
     weight_settings = ("net.latent_dim", "net.channels", "net.hidden", "net.image_size", "learn_sigma")
