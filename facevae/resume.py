@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from facevae.core.checkpoint import CHECKPOINT_KEY, read_checkpoint
 from facevae.core.errors import FaceVAEError, require
 from facevae.core.rules import shown
+from facevae.data.extract import cache_key_for
 from facevae.members import listed
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,6 @@ def _leaves(node: dict, prefix: str = "") -> dict:
 
 def _same_data(ckpt: dict, cfg: DictConfig, ckpt_path: str) -> None:
     """The crops this config would train on are the ones the checkpoint trained on: the same cache key."""
-    from facevae.data.extract import cache_key_for
-
     meta = ckpt[CHECKPOINT_KEY]
     datamodule = hydra.utils.instantiate(cfg.data)
     if not datamodule.source.exists():

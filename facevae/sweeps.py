@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
@@ -117,8 +118,6 @@ def limit_threads_per_job() -> None:
     cores = os.cpu_count() or 1
     n_jobs = int(launcher.get("n_jobs", -1))
     parallel = cores + 1 + n_jobs if n_jobs < 0 else n_jobs  # joblib's convention: -1 = all cores
-    import torch
-
     threads = max(1, cores // max(1, parallel))
     torch.set_num_threads(threads)
     log.info("%d jobs side by side on %d cores: %d torch threads for this one", parallel, cores, threads)

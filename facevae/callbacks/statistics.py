@@ -24,6 +24,7 @@ class KLPerDimChart(_EveryNEpochs):
 
     @staticmethod
     def chart(kl: np.ndarray, epoch: int) -> np.ndarray:
+        # matplotlib is heavy and needed only when a chart is drawn; the Agg backend set before pyplot is imported.
         import matplotlib
 
         matplotlib.use("Agg")

@@ -27,10 +27,10 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 from torchmetrics.image import PeakSignalNoiseRatio
 
+import facevae.models.speed as speed
 from facevae.core import rules
 from facevae.core.errors import FaceVAEError
 from facevae.core.tensors import to_float_images
-from facevae.models import speed
 from facevae.models.beta_vae import BetaVAE, check_network
 from facevae.models.building import (
     SEED_ADAM,

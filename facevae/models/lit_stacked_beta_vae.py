@@ -23,9 +23,9 @@ from torch import Tensor, nn
 from torch.func import vmap
 from torchmetrics.image import PeakSignalNoiseRatio
 
+import facevae.models.speed as speed
 from facevae.core import rules
 from facevae.core.errors import FaceVAEError, require
-from facevae.models import speed
 from facevae.models.beta_vae import BetaVAE
 from facevae.models.building import SEED_ADAM, OptimizerFactory, plain
 from facevae.models.lit_beta_vae import ACTIVE_KL_NATS, BetaVAEModule, KLPerDim

@@ -74,7 +74,7 @@ def find_compiler(device_type: str) -> str | None:
     """The compiler torch.compile's inductor would use on this device: C++ for CPU kernels (what inductor itself
     searches for), a C compiler for Triton's GPU launchers. None when there is none."""
     if device_type == "cpu":
-        try:
+        try:  # inductor is imported only here: it is heavy, and needed only when a fit compiles on CPU
             from torch._inductor.cpp_builder import get_cpp_compiler
 
             return get_cpp_compiler()
