@@ -28,7 +28,7 @@ def check_resumable(ckpt_path: str | None, cfg: DictConfig) -> None:
     any logger or directory is made, so a wrong resume is one line and leaves nothing behind."""
     if not ckpt_path:
         return
-    if not Path(ckpt_path).expanduser().is_file():
+    if not Path(ckpt_path).expanduser().exists():  # a folder: read_checkpoint names the checkpoint to give instead
         raise FaceVAEError(f"ckpt_path={ckpt_path}: no such checkpoint to resume from")
     ckpt = read_checkpoint(ckpt_path)
     _same_model_class(ckpt, cfg, ckpt_path)

@@ -38,13 +38,12 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from pytorch_lightning.loggers import WandbLogger
 
 from facevae.core import rules
+from facevae.core.checkpoint import read_checkpoint
 from facevae.core.device import check_device
 from facevae.core.errors import FaceVAEError, require, user_error
 from facevae.data import split
 from facevae.data.extract import check_source
-from facevae.data.h264 import SUFFIXES as VIDEO_SUFFIXES
 from facevae.data.video import probe_video
-from facevae.live.latent_map import PROJECTIONS
 from facevae.live.settings import validate
 from facevae.resume import check_resumable
 
@@ -155,29 +154,16 @@ def check_evaluate(v: dict, cfg: DictConfig) -> None:
 def check_live(v: dict, cfg: DictConfig) -> None:
     require(v.get("ckpt_path") is not MISSING, "ckpt_path: required, a checkpoint written by train.py")
     _file("ckpt_path", v.get("ckpt_path"), "checkpoint")
+    validate(cfg)  # the source, the projection, and the output paths: one that exists, a folder, not writable
     source = v.get("source")
-    if isinstance(source, int) and not isinstance(source, bool):
-        # OpenCV's camera open crashes the process on a negative index instead of failing.
-        rules.whole("source", source, 0, 255, why=" (a webcam index)")
-    else:
-        rules.text("source", source, why=" (a webcam index, or a video file)")
-        if not source.isdigit():
-            _file("source", source, "video file")
-    output = rules.text("output", v.get("output"), optional=True)
-    if output is not None:
-        suffix = Path(output).suffix.lower()
-        require(suffix in VIDEO_SUFFIXES, f"output={output}: must end in {', '.join(VIDEO_SUFFIXES)}")
-    rules.text("coords_csv", v.get("coords_csv"), optional=True)
+    if isinstance(source, str) and not source.isdigit():
+        _file("source", source, "video file")
     check_device("device", v.get("device"))
     cores = os.cpu_count() or 1
     rules.whole("threads", v.get("threads"), 1, cores, why=f" (this machine has {cores} CPU cores)")
-    rules.choice("projection", v.get("projection"), PROJECTIONS)
     rules.whole("trail", v.get("trail"), 1, 10_000, why=" points")
-    if v.get("max_frames") is not None:
-        rules.whole("max_frames", v["max_frames"], lo=1)
     rules.text("snapshot_dir", v.get("snapshot_dir"))
     _data_pointer(v.get("data") or {})
-    validate(cfg)  # and what the live settings check of their paths: an output that exists, a folder not writable
 
 
 COMMANDS: dict[str, Callable[[dict, DictConfig], None]] = {
@@ -270,6 +256,8 @@ def _path(key: str, value: Any) -> Path:
 def _file(key: str, value: Any, what: str) -> Path:
     rules.text(key, value, why=f" (a {what})")
     path = Path(value).expanduser()
+    if what == "checkpoint" and path.is_dir():
+        read_checkpoint(path)  # refuses the folder, naming the checkpoint inside it to give instead
     require(path.is_file(), f"{key}={value}: no such {what}" + (" (it is a folder)" if path.is_dir() else ""))
     return path
 
@@ -517,8 +505,8 @@ def sweep_values(cfg: DictConfig) -> dict[str, list]:
     """Each key a multirun sweeps, with the values (or an interval's ends) it will try: from the command line
     (`model.beta=1,2,4`) and from the sweeper's params (a sweep= preset, Optuna's search space)."""
     params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
-    # The command line's last: it wins over the preset's params for the same key, as in Hydra's sweepers.
-    texts = [f"{k}={v}" for k, v in params.items()] + list(cfg.hydra.overrides.task)
+    texts = [f"{k}={v}" for k, v in params.items()]
+    texts += list(cfg.hydra.overrides.task)  # last: the command line's values replace a preset's, as in Hydra
     tried: dict[str, list] = {}
     for override in OverridesParser.create().parse_overrides(texts):
         if not override.is_sweep_override() or override.key_or_group.startswith("hydra."):

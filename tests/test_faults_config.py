@@ -274,7 +274,7 @@ def test_evaluate_refuses_a_bad_value_before_opening_the_checkpoint(tmp_path, ov
     [
         ([], ("ckpt_path=PATH",)),
         (["ckpt_path=/no/such.ckpt"], ("ckpt_path=/no/such.ckpt", "no such checkpoint")),
-        (["ckpt_path=."], ("it is a folder",)),
+        (["ckpt_path=."], ("is a folder",)),
         (["compare=[/no/a.ckpt,/no/b.ckpt]"], ("/no/a.ckpt",)),
     ],
 )

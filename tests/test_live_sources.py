@@ -82,7 +82,7 @@ def test_valid_settings_are_typed(tmp_path):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("source=-1", "source=-1: a camera index is 0 to 99"),
+        ("source=-1", "source=-1: a webcam index is 0 to 99"),
         ("source=", "source: missing"),
         ("threads=0", "threads=0: must be a whole number, at least 1"),
         ("threads=abc", "threads=abc: must be a whole number"),

@@ -67,7 +67,7 @@ def camera_index(source: int | str) -> int | None:
     if not isinstance(source, int):
         return None
     if not 0 <= source <= MAX_CAMERA_INDEX:
-        raise FaceVAEError(f"source={source}: a camera index is 0 to {MAX_CAMERA_INDEX} (0 is the first camera)")
+        raise FaceVAEError(f"source={source}: a webcam index is 0 to {MAX_CAMERA_INDEX} (0 is the first camera)")
     return source
 
 
