@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +34,10 @@ from facevae.core.outputs import OutputKind, output_folder
 from facevae.data.cache import load_cache
 from facevae.data.datamodule import FaceCropDataModule
 from facevae.data.extract import prepare_cache
-from facevae.data.split import block_ids
+from facevae.data.split import cv_groups
+from facevae.metrics import smile_labels as sl
 from facevae.metrics.psnr import mean_face_psnr
+from facevae.metrics.smile_labels import SmileLabels
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +92,10 @@ def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
             "the model never trained on to evaluate it with",
         )
         encodes = hasattr(run.model, "encode")  # a generator alone (the WGAN) gets the sections that apply to samples
-        smiles = _smile_crops(cfg, dm) if cfg.get("smiles") and encodes else None
+        smiles = _extra_set(cfg.smiles, dm, cfg.smile_block_s) if cfg.get("smiles") and encodes else None
+        neutral = _extra_set(cfg.neutral, dm, cfg.smile_block_s) if cfg.get("neutral") and smiles is not None else None
         if encodes:
-            metrics, latents = analyse(run, dm, cfg, tmp, smiles)
+            metrics, latents = analyse(run, dm, cfg, tmp, smiles, neutral)
             np.savez_compressed(tmp / "latents.npz", **latents)
         else:
             metrics = evaluate_generator(run, dm, cfg, tmp)
@@ -124,7 +128,12 @@ def evaluate_sweep(cfg: DictConfig) -> SweepReport:
 
 
 def analyse(
-    run: TrainedRun, dm: FaceCropDataModule, cfg: DictConfig, out: Path, smiles: np.ndarray | None
+    run: TrainedRun,
+    dm: FaceCropDataModule,
+    cfg: DictConfig,
+    out: Path,
+    smiles: ExtraSet | None,
+    neutral: ExtraSet | None = None,
 ) -> tuple[dict, dict]:
     from facevae.analysis import interpolation, sampler_eval, traversals
 
@@ -174,7 +183,7 @@ def analyse(
         )
     )
 
-    metrics.update(_smiles_and_shift(run, dm, cfg, out, mu, smiles))
+    metrics.update(_smiles_and_shift(run, dm, cfg, out, mu, smiles, neutral))
     metrics.update(_disentanglement(dm, mu, cfg))
     latents = {"mu": mu, "logvar": logvar, "frame": dm.data.frames["frame"].to_numpy(), "split": dm.labels}
     if dm.data.factors() is not None:
@@ -184,88 +193,198 @@ def analyse(
     return metrics, latents
 
 
+@dataclass
+class ExtraSet:
+    """A `smiles=` or `neutral=` set of the same person: its crops and its groups for cross-validation."""
+
+    path: Path
+    crops: np.ndarray
+    groups: np.ndarray
+    grouping: str  # how the groups were made, in words
+
+
 def _smiles_and_shift(
-    run: TrainedRun, dm: FaceCropDataModule, cfg: DictConfig, out: Path, mu: np.ndarray, smiles: np.ndarray | None
+    run: TrainedRun,
+    dm: FaceCropDataModule,
+    cfg: DictConfig,
+    out: Path,
+    mu: np.ndarray,
+    smiles: ExtraSet | None,
+    neutral: ExtraSet | None = None,
 ) -> dict:
-    """The seed's grouping test and expression shift, from a `smiles=` set or the data's own smile factor."""
+    """The seed's grouping test and expression shift, from a `smiles=` set or the data's own smile factor.
+
+    The video's own frames are labelled first (`_video_labels`): a frame that smiles never counts as "other".
+    """
     from facevae.analysis import smile_analysis as sa
 
     held = np.sort(np.concatenate([dm.rows("val"), dm.rows("test")]))
-    # Held-out frames alone are two 30 s blocks of the 3-minute demo: too few blocks of time for a blockwise AUC.
-    # By default the grouping uses every frame, with the probe still trained and tested on different blocks.
+    # Held-out frames alone are two blocks of the 3-minute demo: too few blocks of time for a blockwise AUC.
+    # By default the grouping uses every frame, with the probe still trained and tested on different groups.
     pool = held if cfg.smile_frames == "heldout" else np.flatnonzero(dm.labels >= 0)
-    blocks = block_ids(dm.data.frames["time_s"].to_numpy(), cfg.smile_block_s)
-    names, factors = dm.factor_names, dm.data.factors()
-    labels = None
-    if "smile" in names:
-        labels = sa.smile_labels_from_factor(factors[:, names.index("smile")], cfg.smile_threshold)
-    if smiles is not None:
-        mu_smile, _ = encode_images(run.model, smiles)
-        other = pool if labels is None else pool[labels[pool] == 0]
-        # The smile set's own blocks of time, numbered after the video's so no block is on both sides of a fold.
-        per_block = max(1, int(dm.hparams.fps * cfg.smile_block_s))
-        blocks_smile = sa.disjoint_blocks(np.arange(len(smiles)) // per_block, blocks)
-        smile_images = smiles
-    elif labels is not None:
-        smiling, other = pool[labels[pool] == 1], pool[labels[pool] == 0]
-        mu_smile, blocks_smile, smile_images = mu[smiling], blocks[smiling], dm.data.crops[smiling]
-    else:
+    groups, grouping = cv_groups(dm.data.frames["time_s"].to_numpy(), cfg.smile_block_s)
+    labels = _video_labels(dm, cfg, smiles, neutral, groups)
+    if labels is None:
         log.info("no smiles: pass smiles=PATH (a video or photo folder of smiling faces) for the smile analyses")
         return {}
+    result = _label_report(labels, dm, pool)
+    other = pool[labels.labels[pool] == 0]
+    if smiles is not None:
+        mu_smile, _ = encode_images(run.model, smiles.crops)
+        smile_images, smile_groups, smile_grouping = smiles.crops, smiles.groups, smiles.grouping
+    else:
+        smiling = pool[labels.labels[pool] == 1]
+        mu_smile, smile_images, smile_groups, smile_grouping = (
+            mu[smiling],
+            dm.data.crops[smiling],
+            groups[smiling],
+            grouping,
+        )
     if len(mu_smile) < 5 or len(other) < 5:
         log.warning("too few smiling (%d) or other (%d) frames for the smile analyses", len(mu_smile), len(other))
-        return {"n_smile": len(mu_smile), "n_other": len(other)}
+        return {**result, "n_smile": len(mu_smile), "n_other": len(other)}
     log.info("smiles: %d smiling against %d others (%s frames)", len(mu_smile), len(other), cfg.smile_frames)
-    result = sa.smile_grouping(mu_smile, mu[other], blocks_smile, blocks[other], seed=int(cfg.seed))
-    result["smile_source"] = str(cfg.smiles) if smiles is not None else f"smile factor > {cfg.smile_threshold}"
-    scores = factors[other, names.index("smile")] if "smile" in names else None
+    # A separate set's groups are numbered after the video's, so no group is on both sides of a fold.
+    smile_groups = sa.disjoint_blocks(smile_groups, groups) if smiles is not None else smile_groups
+    # Photos, or a clip cut into stretches: each group is held out once (up to 20 folds), not dealt into 5.
+    n_folds = 5 if smile_grouping.startswith("blocks") else min(20, max(5, len(np.unique(smile_groups))))
     result.update(
-        sa.smiles_latent_figure(mu_smile, mu[other], out / "smiles_latent.png", smile_scores=scores, seed=int(cfg.seed))
+        sa.smile_grouping(mu_smile, mu[other], smile_groups, groups[other], seed=int(cfg.seed), n_folds=n_folds)
     )
-    starts = np.intersect1d(other, held)  # the shift moves faces the model never trained on
+    result["smile_auc_groups"] = f"smiles: {smile_grouping}; others: {grouping}"
+    result["smile_source"] = str(smiles.path) if smiles is not None else labels.rule
+    if smiles is not None:
+        result.update(_in_video_auc(mu, labels, pool, groups, int(cfg.seed)))
+    note = _labels_note(labels, smiles)
+    scores = labels.probability[other] if labels.probability is not None else None
+    result.update(
+        sa.smiles_latent_figure(
+            mu_smile, mu[other], out / "smiles_latent.png", smile_scores=scores, seed=int(cfg.seed), note=note
+        )
+    )
+    starts = np.intersect1d(other, held)  # the shift moves faces the model never trained on, labelled non-smiling
     if len(starts) == 0:
-        log.warning("no held-out non-smiling frame to shift toward a smile")
+        log.warning("no held-out frame labelled non-smiling to shift toward a smile")
         return result
-    result.update(_expression_shift(run, dm, cfg, out, mu, mu_smile, other, starts, smile_images, blocks, blocks_smile))
+    shift_data = (mu_smile, smile_images, smile_groups, labels, groups)
+    result.update(_expression_shift(run, dm, cfg, out, mu, shift_data, other, starts, note))
     return result
 
 
-def _expression_shift(run, dm, cfg, out, mu, mu_smile, other, starts, smile_images, blocks, blocks_smile) -> dict:
-    from facevae.analysis import expression_shift as shift
-    from facevae.analysis.smiles import smile_direction
+def _video_labels(
+    dm: FaceCropDataModule, cfg: DictConfig, smiles: ExtraSet | None, neutral: ExtraSet | None, groups: np.ndarray
+) -> SmileLabels | None:
+    """Which of the video's frames smile: its smile factor if it has one, else labelled from the smiles set
+    (against a neutral set when given, else positive-unlabelled against the video itself)."""
+    from facevae.analysis import smile_analysis as sa
 
-    names, factors = dm.factor_names, dm.data.factors()
-    train = dm.rows("train")
+    names = dm.factor_names
+    if "smile" in names:
+        factor = dm.data.factors()[:, names.index("smile")]
+        rule = f"smile factor > {cfg.smile_threshold:g} (not smiling < 0.2)"
+        return SmileLabels(sa.smile_labels_from_factor(factor, cfg.smile_threshold), factor, rule)
+    if smiles is None:
+        return None
+    try:
+        if neutral is not None:
+            return sl.label_by_classifier(dm.data.crops, smiles.crops, neutral.crops)
+        return sl.label_by_pu(dm.data.crops, smiles.crops, groups, smiles.groups)
+    except ValueError as err:
+        raise FaceVAEError(f"{smiles.path}: the video's own smiles could not be told apart ({err})") from None
+
+
+def _label_report(labels: SmileLabels, dm: FaceCropDataModule, pool: np.ndarray) -> dict:
+    """The rule, how many frames it called smiling and not, and how far the smile cascade agrees with it."""
+    votes = sl.smile_cascade_votes(dm.data.crops[pool])
+    return {
+        "smile_label_rule": labels.rule,
+        "n_video_smiling": labels.n_smiling,
+        "n_video_not_smiling": labels.n_not_smiling,
+        "n_video_frames": len(labels.labels),
+        "smile_label_cascade_auc": sl.cascade_agreement(labels.labels[pool], votes),
+    }
+
+
+def _labels_note(labels: SmileLabels, smiles: ExtraSet | None) -> str:
+    source = f"smiles: {smiles.path.name}; " if smiles is not None else ""
+    return (
+        f"{source}the video's frames labelled by {labels.rule}: {labels.n_smiling} of {len(labels.labels)} "
+        f"smiling, {labels.n_not_smiling} not smiling (the others start the shift)"
+    )
+
+
+def _in_video_auc(mu: np.ndarray, labels: SmileLabels, pool: np.ndarray, groups: np.ndarray, seed: int) -> dict:
+    """With a separate smiles set, the AUC of the video's own smiling frames against its non-smiling ones too: a
+    separate set also differs in session (light, framing), which the in-video AUC does not reward."""
+    from facevae.analysis.smiles import blockwise_auc
+
+    rows = pool[labels.labels[pool] >= 0]
+    try:
+        return {"smile_auc_in_video": blockwise_auc(mu[rows], labels.labels[rows], groups[rows], seed=seed)}
+    except ValueError as err:
+        log.info("smile_auc_in_video left out: %s", err)
+        return {}
+
+
+def _expression_shift(run, dm, cfg, out, mu, shift_data, other, starts, note) -> dict:
+    from facevae.analysis import expression_shift as shift
+    from facevae.analysis.smiles import edit_direction
+
+    mu_smile, smile_images, smile_groups, labels, groups = shift_data
+    names, factors, train = dm.factor_names, dm.data.factors(), dm.rows("train")
     z = np.concatenate([mu_smile, mu[other]])
-    labels = np.concatenate([np.ones(len(mu_smile), int), np.zeros(len(other), int)])
-    normal, centroid_smile, centroid_other = smile_direction(z, labels)
+    normal = edit_direction(z, np.r_[np.ones(len(mu_smile), int), np.zeros(len(other), int)])
+    centroid_smile = mu_smile.mean(axis=0)
+    others = None
     if "smile" in names:
         # A regressor fitted on real training crops scores how much any image smiles, decoded ones included.
-        scorer = shift.fit_smile_regressor(dm.data.crops[train], factors[train, names.index("smile")], blocks[train])
+        scorer = shift.fit_smile_regressor(dm.data.crops[train], factors[train, names.index("smile")], groups[train])
         rest = [n for n in names if n != "smile"]
         columns = [names.index(n) for n in rest]
-        others = shift.fit_factor_regressors(dm.data.crops[train], factors[train][:, columns], rest, blocks[train])
+        others = shift.fit_factor_regressors(dm.data.crops[train], factors[train][:, columns], rest, groups[train])
     else:
-        images = np.concatenate([smile_images, dm.data.crops[train]])
-        fit_blocks = np.r_[blocks_smile, blocks[train]]
-        scorer = shift.fit_smile_classifier(images, np.r_[np.ones(len(smile_images)), np.zeros(len(train))], fit_blocks)
-        others = None
+        negatives = train[labels.labels[train] == 0]  # training frames labelled non-smiling, never the smiles
+        images = np.concatenate([smile_images, dm.data.crops[negatives]])
+        y = np.r_[np.ones(len(smile_images)), np.zeros(len(negatives))]
+        scorer = shift.fit_smile_classifier(images, y, np.r_[smile_groups, groups[negatives]])
+    nuisance, nuisance_names = _pose_and_light(dm)
+    target = shift.ShiftTarget(centroid_smile, normal, shift.latent_directions(mu[train], nuisance[train]))
     rng = np.random.default_rng(int(cfg.seed))
     starts = np.sort(rng.choice(starts, size=min(cfg.shift_frames, len(starts)), replace=False))
     result = shift.expression_shift(
         run.model,
         dm.data.crops[starts],
         mu[starts],
-        centroid_smile,
-        normal,
+        target,
         scorer,
         other_regressors=others,
-        centroid_other=centroid_other,
         images_smile=smile_images,
+        cascade=sl.smile_cascade_votes,
     )
-    shift.expression_shift_figure(result, dm.data.crops[starts], out / "expression_shift.png")
+    shift.expression_shift_figure(result, dm.data.crops[starts], out / "expression_shift.png", note=note)
     result["smile_scorer_heldout_score"] = scorer.heldout_score
+    result["shift_conditional_keeps"] = nuisance_names
+    result["shift_start_frames"] = dm.data.frames["frame"].to_numpy()[starts].tolist()  # which frames were moved
     return {k: v for k, v in result.items() if k.startswith(("shift_", "smile_score", "smile_scorer"))}
+
+
+def _pose_and_light(dm: FaceCropDataModule) -> tuple[np.ndarray, list[str]]:
+    """What the conditional shift keeps: the factors other than smile when the data has them; otherwise proxies
+    of pose and light, the crop's place, size and turn in the frame and its brightness."""
+    names = dm.factor_names
+    if "smile" in names and len(names) > 1:
+        rest = [n for n in names if n != "smile"]
+        return dm.data.factors()[:, [names.index(n) for n in rest]], rest
+    frames = dm.data.frames
+    proxies = {
+        "crop_x": frames["x"] + frames["w"] / 2,
+        "crop_y": frames["y"] + frames["h"] / 2,
+        "crop_log_size": np.log(frames["w"]),
+        "crop_angle": frames.get("crop_angle"),
+        "brightness": dm.data.crops.reshape(len(frames), -1).mean(axis=1),
+    }
+    proxies = {k: np.asarray(v, np.float64) for k, v in proxies.items() if v is not None and np.std(v) > 0}
+    return np.stack(list(proxies.values()), axis=1), list(proxies)
 
 
 def _disentanglement(dm: FaceCropDataModule, mu: np.ndarray, cfg: DictConfig) -> dict:
@@ -290,16 +409,24 @@ def _disentanglement(dm: FaceCropDataModule, mu: np.ndarray, cfg: DictConfig) ->
                 "dci_disentanglement": float(d["disentanglement"]),
                 "dci_completeness": float(d["completeness"]),
                 "dci_informativeness": float(d["informativeness"]),
+                # Which factors the latents hold: position, scale and roll should fall with aligned crops.
+                "dci_informativeness_per_factor": dict(
+                    zip(dm.factor_names, d["informativeness_per_factor"], strict=True)
+                ),
                 "factor_bins": int(cfg.factor_bins),
             }
         )
     return scores
 
 
-def _smile_crops(cfg: DictConfig, dm: FaceCropDataModule) -> np.ndarray:
-    """Crops of the `smiles=` video or photo folder, through the same extraction (and cache) as the training data."""
-    result = prepare_cache(Path(cfg.smiles), dm.hparams.cache_dir, dm.params, progress=False)
-    return np.asarray(load_cache(result.path).crops)
+def _extra_set(path: str, dm: FaceCropDataModule, block_s: float) -> ExtraSet:
+    """A `smiles=` or `neutral=` video or photo folder through the training data's extraction (and cache), with
+    groups for cross-validation: blocks of time, each photo its own, or a short clip cut into stretches."""
+    result = prepare_cache(Path(path), dm.hparams.cache_dir, dm.params, progress=False)
+    data = load_cache(result.path)
+    photos = data.manifest.get("kind") == "images"
+    groups, grouping = cv_groups(data.frames["time_s"].to_numpy(), block_s, independent=photos)
+    return ExtraSet(Path(path), np.array(data.crops), groups, grouping)  # a writable copy, as torch wants
 
 
 def _jsonable(value):

@@ -14,7 +14,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from facevae.core.checkpoint import CHECKPOINT_KEY, read_checkpoint
+from facevae.core.checkpoint import CHECKPOINT_KEY, checkpoint_in, read_checkpoint
 from facevae.core.errors import FaceVAEError, require
 from facevae.core.rules import shown
 from facevae.data.extract import cache_key_for
@@ -28,7 +28,10 @@ def check_resumable(ckpt_path: str | None, cfg: DictConfig) -> None:
     any logger or directory is made, so a wrong resume is one line and leaves nothing behind."""
     if not ckpt_path:
         return
-    if not Path(ckpt_path).expanduser().exists():  # a folder: read_checkpoint names the checkpoint to give instead
+    path = Path(ckpt_path).expanduser()
+    if path.is_dir():
+        raise FaceVAEError(f"ckpt_path={ckpt_path}: is a folder, not a checkpoint to resume from{checkpoint_in(path)}")
+    if not path.is_file():
         raise FaceVAEError(f"ckpt_path={ckpt_path}: no such checkpoint to resume from")
     ckpt = read_checkpoint(ckpt_path)
     _same_model_class(ckpt, cfg, ckpt_path)

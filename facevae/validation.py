@@ -38,7 +38,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from pytorch_lightning.loggers import WandbLogger
 
 from facevae.core import rules
-from facevae.core.checkpoint import read_checkpoint
+from facevae.core.checkpoint import checkpoint_in
 from facevae.core.device import check_device
 from facevae.core.errors import FaceVAEError, require, user_error
 from facevae.data import split
@@ -136,6 +136,12 @@ def check_evaluate(v: dict, cfg: DictConfig) -> None:
             _file("compare", path, "checkpoint")
     if v.get("smiles") is not None:
         _path("smiles", v["smiles"])
+    if v.get("neutral") is not None:
+        _path("neutral", v["neutral"])
+        require(
+            v.get("smiles") is not None,
+            f"neutral={v['neutral']}: a neutral set is compared with a smiles set; give smiles=PATH too",
+        )
     rules.text("output_dir", v.get("output_dir"), optional=True)
     check_device("device", v.get("device"))
     rules.whole("seed", v.get("seed"), *SEED_RANGE)
@@ -231,12 +237,12 @@ def _source(data: dict, train: bool) -> None:
         return  # a photo folder has no time to split by
     if seconds == seconds:  # NaN: the container does not say
         # The split of every frame kept at data.fps: what extraction gives when it finds the face in each.
-        n_blocks = math.ceil(seconds / data["block_s"])
         fractions = data["val_fraction"], data["test_fraction"]
-        split.held_out_blocks(n_blocks, data["block_s"], *fractions, f"{seconds:g} s in ")
         times = np.arange(0.0, seconds, 1.0 / data["fps"])
-        labels = split.time_block_split(times, data["block_s"], data["gap_s"], *fractions, data["split_seed"])
-        split.require_training_frames(labels, data["gap_s"])
+        block_s, gap_s = split.block_and_gap(times, data["block_s"], data["gap_s"], *fractions)
+        split.held_out_blocks(math.ceil(seconds / block_s), block_s, *fractions, f"{seconds:g} s in ")
+        labels = split.time_block_split(times, block_s, gap_s, *fractions, data["split_seed"])
+        split.require_training_frames(labels, gap_s)
 
 
 def _data_pointer(data: dict) -> None:
@@ -256,9 +262,10 @@ def _path(key: str, value: Any) -> Path:
 def _file(key: str, value: Any, what: str) -> Path:
     rules.text(key, value, why=f" (a {what})")
     path = Path(value).expanduser()
-    if what == "checkpoint" and path.is_dir():
-        read_checkpoint(path)  # refuses the folder, naming the checkpoint inside it to give instead
-    require(path.is_file(), f"{key}={value}: no such {what}" + (" (it is a folder)" if path.is_dir() else ""))
+    if path.is_dir():
+        hint = checkpoint_in(path) if what == "checkpoint" else ""
+        raise FaceVAEError(f"{key}={value}: no such {what}, it is a folder{hint}")
+    require(path.is_file(), f"{key}={value}: no such {what}")
     return path
 
 

@@ -35,8 +35,9 @@ def test_the_clock_leaves_the_first_epoch_out_of_the_rates():
 
 def test_every_section_parses_and_the_data_goes_to_train_py(tmp_path):
     parser = build_parser()
-    for section in ("extraction", "train", "sweep", "results"):
-        assert parser.parse_args([section]).run.split(":")[0] in ("extraction", "training", "sweep", "results")
+    for section in ("extraction", "alignment", "train", "sweep", "results"):
+        module = parser.parse_args([section]).run.split(":")[0]
+        assert module in ("extraction", "alignment", "training", "sweep", "results")
     args = parser.parse_args(["sweep", "--video", str(tmp_path / "me.mp4"), "--betas", "1", "4", "--n-jobs", "2"])
     assert args.betas == [1.0, 4.0] and data_overrides(args) == [f"data.video={tmp_path / 'me.mp4'}"]
     args = parser.parse_args(["sweep", "--bare-only", "--batch-sizes", "64", "--steps", "5"])

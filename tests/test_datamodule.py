@@ -128,3 +128,13 @@ def test_the_recorded_split_is_reused_by_a_fresh_datamodule(datamodule):
     fresh.load_state_dict(state)
     fresh.setup("test")
     assert np.array_equal(fresh.labels, datamodule.labels)
+
+
+def test_a_short_video_without_a_block_length_trains_on_most_of_its_frames(datamodule, caplog):
+    """The 12 s clip: blocks chosen from its duration (1.2 s, ten of them) hold out about 10% each."""
+    short = FaceCropDataModule(**{**datamodule.hparams, "block_s": None, "gap_s": None})
+    with caplog.at_level("INFO"):
+        short.setup("fit")
+    shares = [np.mean(short.labels == code) for code in (0, 1, 2)]
+    assert shares[1] == pytest.approx(0.1, abs=0.03) and shares[2] == pytest.approx(0.1, abs=0.03)
+    assert shares[0] > 0.6 and "chosen for 12 s" in caplog.text and "training gets" not in caplog.text

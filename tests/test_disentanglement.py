@@ -224,7 +224,9 @@ def test_dci_dead_codes_constant_factor_and_contiguous_split():
     flipped = np.where(np.arange(1000)[:, None] < 800, f, 1 - f).astype(float)
     mu = np.hstack([flipped, np.zeros((1000, 2)), rng.normal(size=(1000, 1))])
     scores = dci(mu, np.hstack([f, np.zeros((1000, 1), dtype=int)]))
+    per_factor = scores.pop("informativeness_per_factor")
     assert all(np.isfinite(v) for v in scores.values())
+    assert np.isfinite(per_factor[0]) and np.isnan(per_factor[1])  # the constant factor: nothing to predict
     assert scores["informativeness_train"] == pytest.approx(1.0)
     assert scores["informativeness"] < 0.05  # tested on the flipped last 20%, never trained on them
 

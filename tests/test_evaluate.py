@@ -139,6 +139,7 @@ def test_latents_npz_holds_codes_frames_and_factor_labels(evaluated, checkpoint)
     assert list(latents["factor_names"])[:2] == ["smile", "brow"]
 
 
+@pytest.mark.slow  # a whole evaluation with a second extraction: over 30 s on 2 cores
 def test_a_smiles_set_from_a_video_is_used_instead_of_the_factor(checkpoint, tmp_path):
     from facevae.data.synthetic import write_demo_video
 
@@ -151,7 +152,63 @@ def test_a_smiles_set_from_a_video_is_used_instead_of_the_factor(checkpoint, tmp
             f"data.cache_dir={tmp_path / 'cache'}",
         )
     )
-    assert metrics["n_smile"] >= 25 and "smile_auc" in metrics
+    assert metrics["n_smile"] >= 25
+    # A 4 s clip is one 10 s block of time: it is cut into stretches, so the AUC is still a number.
+    assert 0 <= metrics["smile_auc"] <= 1 and "cut into 5 stretches" in metrics["smile_auc_groups"]
+    assert metrics["smile_label_rule"].startswith("smile factor")  # the video's own factor labels its frames
+
+
+@pytest.fixture(scope="module")
+def selfie(tmp_path_factory) -> tuple[Path, Path]:
+    """A model of a 30 s clip without a factor sidecar, as a user's own video: nobody labelled its smiles. Returns
+    the checkpoint and the truth, kept apart from the video."""
+    from facevae.data.synthetic import write_demo_video
+
+    tmp = tmp_path_factory.mktemp("selfie")
+    clip = write_demo_video(tmp / "me.mp4", seconds=30, seed=4, size=(640, 360))
+    truth = clip.with_name("me.factors.csv").rename(tmp / "truth.csv")
+    cfg = make_train_cfg(tmp, clip, "trainer.max_epochs=2", "test=false", "data.batch_size=16")
+    training.train(cfg)
+    return tmp / "run" / "checkpoints" / "last.ckpt", truth
+
+
+def _photos_of_a_smile(folder: Path) -> Path:
+    import av
+    import cv2
+
+    from facevae.data.synthetic import write_demo_video
+
+    clip = write_demo_video(folder.parent / "smiling.mp4", seconds=5, seed=6, smiling=True, size=(640, 360))
+    folder.mkdir()
+    with av.open(str(clip)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i % 10 == 0:
+                cv2.imwrite(str(folder / f"smile{i:03d}.png"), frame.to_ndarray(format="bgr24"))
+    cv2.imwrite(str(folder / "wall.png"), np.full((360, 640, 3), 128, np.uint8))  # no face: named, not fatal
+    return folder
+
+
+@pytest.mark.slow  # a whole evaluation with a second extraction: over 30 s on 2 cores
+def test_a_few_photos_label_the_videos_own_smiles_and_every_number_comes_without_warnings(selfie, tmp_path):
+    import warnings
+
+    import pandas as pd
+
+    ckpt, truth = selfie
+    photos = _photos_of_a_smile(tmp_path / "photos")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        metrics, out = evaluate(
+            eval_cfg(f"ckpt_path={ckpt}", f"output_dir={tmp_path / 'out'}", f"smiles={photos}", "shift_frames=16")
+        )
+    third_party = [f"{w.filename}: {w.message}" for w in caught if "sklearn" in w.filename or "numpy" in w.filename]
+    assert not third_party  # e.g. scikit-learn's FitFailedWarning for folds without smiles
+    assert "PU" in metrics["smile_label_rule"] and metrics["n_video_smiling"] > 0
+    assert 0 <= metrics["smile_auc"] <= 1 and "each of the 15 photos its own group" in metrics["smile_auc_groups"]
+    smile = pd.read_csv(truth).set_index("frame")["smile"]
+    starts = smile.loc[metrics["shift_start_frames"]].to_numpy()
+    assert len(starts) > 0 and np.mean(starts < 0.5) >= 0.9  # the shift starts from faces that do not smile
+    assert {"smiles_latent.png", "expression_shift.png"} <= {p.name for p in out.iterdir()}
 
 
 def _refused(cfg_overrides: list[str], out: Path) -> str:

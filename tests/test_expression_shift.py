@@ -11,15 +11,20 @@ import torch
 from conftest import module_of
 from torch import nn
 
+from facevae.analysis.encoding import decode_latents
 from facevae.analysis.expression_shift import (
+    ShiftTarget,
+    conditional_direction,
     expression_shift,
     expression_shift_figure,
     fit_factor_regressors,
     fit_smile_classifier,
     fit_smile_regressor,
+    latent_directions,
     mouth_mask,
     normal_step_length,
     pixel_features,
+    separation_along,
     shift_paths,
 )
 
@@ -29,8 +34,8 @@ MOUTH = mouth_mask(SIZE)
 
 
 class MouthDecoder(nn.Module):
-    """A stand-in VAE: the decoder paints a grey face whose mouth region brightens with z[0]; the encoder reads
-    the mouth's brightness back into z[0]. Nothing outside the mouth depends on z."""
+    """A stand-in VAE: the decoder paints a grey face whose mouth region brightens with z[0] and whose rest
+    brightens with z[1] (the "light"); the encoder reads both back. Nothing else depends on z."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -39,13 +44,15 @@ class MouthDecoder(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         mouth = torch.sigmoid(z[:, 0])[:, None, None, None]  # brightness in (0, 1)
-        images = torch.full((len(z), 3, SIZE, SIZE), 0.4)
+        images = (0.4 + 0.2 * torch.tanh(z[:, 1]))[:, None, None, None].expand(-1, 3, SIZE, SIZE)
         return torch.where(self.mask, mouth.expand(-1, 3, SIZE, SIZE), images)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         brightness = x[:, :, self.mask].mean(dim=(1, 2)).clamp(1e-3, 1 - 1e-3)
+        rest = x[:, :, ~self.mask].mean(dim=(1, 2))
         mu = torch.zeros(len(x), D)
         mu[:, 0] = torch.logit(brightness)
+        mu[:, 1] = torch.atanh(((rest - 0.4) / 0.2).clamp(-0.999, 0.999))
         return mu, torch.zeros_like(mu)
 
 
@@ -88,6 +95,30 @@ def test_normal_step_length_is_the_centroid_gap_along_the_normal():
     assert normal_step_length(np.array([0.0, 2.0]), np.array([5.0, 3.0]), np.array([1.0, -1.0])) == pytest.approx(4.0)
 
 
+def test_a_normal_path_travels_as_far_as_its_start_lies_from_the_smiles_along_the_normal():
+    z = np.array([[0.0, 0.0], [1.0, 3.0], [6.0, 0.0]])
+    normal, centroid = np.array([2.0, 0.0]), np.array([5.0, 1.0])
+    length = separation_along(normal, centroid, z)
+    np.testing.assert_allclose(length, [5.0, 4.0, 0.0])  # the third start is past the smiles already: it stays
+    ends = shift_paths(z, steps=np.array([0.0, 1.0]), direction=normal, length=length)[:, -1]
+    np.testing.assert_allclose(ends[:2, 0], 5.0)  # level with the smiles' centroid along n
+    np.testing.assert_allclose(ends[:, 1], z[:, 1])
+
+
+def test_the_conditional_direction_leaves_the_other_directions_alone():
+    rng = np.random.default_rng(5)
+    normal, others = rng.normal(size=6), rng.normal(size=(2, 6))
+    conditional = conditional_direction(normal, others)
+    np.testing.assert_allclose(others @ conditional, 0.0, atol=1e-12)
+    assert np.linalg.norm(conditional) == pytest.approx(1.0) and conditional @ normal > 0
+    with pytest.raises(ValueError, match="nothing is left"):
+        conditional_direction(others[0] + others[1], others)
+    # A factor that grows with z[1] - z[2] has that direction.
+    z = rng.normal(size=(20000, 4))
+    direction = latent_directions(z, (z[:, 1] - z[:, 2])[:, None])
+    np.testing.assert_allclose(direction, [[0.0, 2**-0.5, -(2**-0.5), 0.0]], atol=0.02)
+
+
 def test_mouth_mask_covers_the_lower_middle():
     mask = mouth_mask(SIZE)
     rows, cols = np.nonzero(mask)
@@ -123,37 +154,43 @@ def test_pixel_scorers_fit_a_planted_smile():
     assert regressors["smile"].heldout_score > 0.9 and regressors["noise"].heldout_score < 0.2
 
 
-def test_shift_toward_brighter_mouth_gains_smile_and_leaves_the_rest(tmp_path):
+def test_shift_toward_brighter_mouth_gains_smile_and_the_conditional_path_keeps_the_light(tmp_path):
     model = MouthDecoder()
     rng = np.random.default_rng(3)
     mu_start = rng.normal(size=(6, D)) * 0.3 + np.array([-2.0, 0, 0, 0])
-    images_start = np.stack([_mouth_images(np.array([-0.6]), rng)[0] for _ in range(6)])
-    centroid_smile = np.array([2.0, 0.5, -0.5, 0.0])
-    normal = np.array([1.0, 0.1, 0.0, 0.0])
+    images_start = decode_latents(model, mu_start)
+    # The smiles sit brighter in the mouth, and a little brighter overall too: the smile normal mixes in the light.
+    target = ShiftTarget(np.array([2.0, 0.8, -0.5, 0.0]), np.array([1.0, 0.4, 0.0, 0.0]), np.eye(D)[[1]])
     result = expression_shift(
         model,
         images_start,
         mu_start,
-        centroid_smile,
-        normal,
+        target,
         mouth_brightness,
         other_regressors={"outside": outside_brightness},
-        centroid_other=np.array([-2.0, 0, 0, 0]),
-        images_smile=_mouth_images(np.full(5, 0.8), rng),
+        images_smile=decode_latents(model, np.tile([2.0, 0.8, -0.5, 0.0], (5, 1))),
+        cascade=mouth_brightness,
     )
     metrics = {k: v for k, v in result.items() if k.startswith(("shift_", "smile_score"))}
     json.dumps(metrics)  # what evaluate.py writes to metrics.json must serialise as it is
-    assert metrics["shift_smile_gain"] > 0.5 and metrics["shift_smile_gain_normal"] > 0.5
-    assert metrics["shift_outside_mouth_change"] < 1e-3 and metrics["shift_outside_mouth_change_normal"] < 1e-3
-    assert metrics["shift_mouth_change"] > 0.5
-    assert metrics["shift_other_factor_change"]["outside"] < 1e-3
-    assert metrics["shift_normal_length"] == pytest.approx(4.05 / np.linalg.norm(normal))
-    for kind in ("centroid", "normal"):
+    assert result["kinds"] == ["centroid", "normal", "conditional"]
+    for suffix in ("", "_normal", "_conditional"):
+        assert metrics[f"shift_smile_gain{suffix}"] > 0.5 and metrics[f"shift_mouth_change{suffix}"] > 0.5
+    assert metrics["shift_smile_progress"] == pytest.approx(1.0, abs=0.02)  # the centroid path reaches the smiles
+    assert metrics["shift_cascade_progress"] == pytest.approx(1.0, abs=0.02)
+    assert metrics["shift_outside_mouth_change"] > 0.05 and metrics["shift_outside_mouth_change_normal"] > 0.02
+    assert metrics["shift_outside_mouth_change_conditional"] < 1e-3  # the light, projected out, stays
+    assert metrics["shift_other_factor_change_conditional"]["outside"] < 1e-3
+    assert metrics["shift_mouth_ratio_conditional"] is None or metrics["shift_mouth_ratio_conditional"] > 100
+    lengths = metrics["shift_path_length"]
+    assert lengths["centroid"] > lengths["normal"] and lengths["conditional"] > 0
+    assert metrics["shift_equal_distance"] == pytest.approx(min(lengths.values()), rel=0.2)
+    assert set(metrics["shift_smile_gain_equal_distance"]) == {"centroid", "normal", "conditional"}
+    for kind in result["kinds"]:
         assert result[kind]["images"].shape == (6, 7, SIZE, SIZE, 3)
         assert np.all(np.diff(result[kind]["smile_score"]) > 0)  # brighter at every step
-    assert result["smile_score_smiling"] == pytest.approx(0.74, abs=0.02)
 
-    path = expression_shift_figure(result, images_start, tmp_path / "expression_shift.png", n_rows=4)
+    path = expression_shift_figure(result, images_start, tmp_path / "expression_shift.png", n_rows=4, note="a note")
     assert path.stat().st_size > 10_000
 
 
@@ -164,8 +201,9 @@ def test_expression_shift_runs_on_the_real_model(tmp_path):
     model = module_of(BetaVAEModule, latent_dim=8)
     rng = np.random.default_rng(4)
     images = rng.integers(0, 256, size=(3, SIZE, SIZE, 3), dtype=np.uint8)
+    target = ShiftTarget(np.ones(8), np.eye(8)[0])
     result = expression_shift(
-        model, images, rng.normal(size=(3, 8)), np.ones(8), np.eye(8)[0], mouth_brightness, steps=np.linspace(0, 1, 3)
+        model, images, rng.normal(size=(3, 8)), target, mouth_brightness, steps=np.linspace(0, 1, 3)
     )
     assert result["centroid"]["images"].shape == (3, 3, SIZE, SIZE, 3)
     assert result["smile_score_smiling"] is None

@@ -200,7 +200,7 @@ def test_fps_or_size_out_of_range_is_refused(fps, size):
 
 def test_a_killed_extraction_leaves_nothing_taken_for_a_cache(demo_clip, tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = extract_module.crop_square
+    real = extract_module.cut
 
     def crop_then_die(*args, **kwargs):
         calls["n"] += 1
@@ -208,12 +208,12 @@ def test_a_killed_extraction_leaves_nothing_taken_for_a_cache(demo_clip, tmp_pat
             raise KeyboardInterrupt  # what Ctrl-C looks like midway
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(extract_module, "crop_square", crop_then_die)
+    monkeypatch.setattr(extract_module, "cut", crop_then_die)
     cache_dir = tmp_path / "cache"
     with pytest.raises(KeyboardInterrupt):
         prepare_cache(demo_clip, cache_dir, ExtractionParams(), progress=False)
     _assert_nothing_left(cache_dir)
-    monkeypatch.setattr(extract_module, "crop_square", real)
+    monkeypatch.setattr(extract_module, "cut", real)
     # A temporary directory a killed process left behind is never taken for a cache.
     (cache_dir / ".tmp-clip-x").mkdir(parents=True)
     assert not prepare_cache(demo_clip, cache_dir, ExtractionParams(), progress=False).reused

@@ -81,8 +81,9 @@ DAMAGES = {
 def built(demo_clip, tmp_path_factory) -> Path:
     """The 4-second clip's cache as `prepare` builds it, built once; each test damages a copy."""
     cache_dir = tmp_path_factory.mktemp("pristine")
-    # fps=8 as conf/data/faces.yaml writes it: the key hashes the parameters as given, and 8 is not 8.0 there.
-    dm = FaceCropDataModule(video=str(demo_clip), cache_dir=str(cache_dir), fps=8, progress=False)
+    # fps=8 and align=eyes+ecc as conf/data/faces.yaml writes them: the key hashes the parameters as given (8 is not
+    # 8.0 there), and the class's own align default is the upright crop of checkpoints from before alignment.
+    dm = FaceCropDataModule(video=str(demo_clip), cache_dir=str(cache_dir), fps=8, align="eyes+ecc", progress=False)
     return dm.prepare_cache().path
 
 

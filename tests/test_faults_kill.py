@@ -46,7 +46,8 @@ def test_a_kill_during_extraction_leaves_no_cache_and_the_rerun_builds_it(long_c
     assert kill_when(process, lambda: cache_dir.is_dir() and any(cache_dir.glob(".tmp-*"))), "ended before the kill"
     assert process.returncode == -signal.SIGKILL
     assert [p.name for p in cache_dir.iterdir() if not p.name.startswith(".")] == []  # nothing under a final name
-    dm = FaceCropDataModule(video=str(long_clip), cache_dir=str(cache_dir), fps=8, progress=False)
+    # The killed command's settings (conf/data/faces.yaml's fps and align): the same cache, whose temporary it clears.
+    dm = FaceCropDataModule(video=str(long_clip), cache_dir=str(cache_dir), fps=8, align="eyes+ecc", progress=False)
     result = dm.prepare_cache()
     assert not result.reused and len(load_cache(result.path).crops) > 0
     assert sorted(p.name for p in cache_dir.iterdir()) == [result.path.name]  # the killed one's temporary cleared

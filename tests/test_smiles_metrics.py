@@ -9,6 +9,7 @@ from facevae.analysis import smiles
 from facevae.analysis.smiles import (
     block_folds,
     blockwise_auc,
+    edit_direction,
     knn_purity,
     smile_direction,
     smile_silhouette,
@@ -160,3 +161,15 @@ def test_blockwise_auc_copes_with_more_folds_than_the_blocks_fill():
     labels = np.tile(np.r_[np.ones(3), np.zeros(7)], 6).astype(int)
     z = rng.standard_normal((60, 4)) + labels[:, None] * 3.0
     assert blockwise_auc(z, labels, blocks, n_folds=5) > 0.9
+
+
+def test_the_edit_direction_ignores_a_latent_the_decoder_does_not_read():
+    # Smiles move the first latent by 2 (unit noise); an inactive latent, spread 0.01, drifts by 0.02 with them too.
+    # In its own units that drift is as strong as the real one, so the discriminant leans on it; the edit moves
+    # along the means' difference, where it weighs a hundredth.
+    rng = np.random.default_rng(4)
+    labels = rng.random(2000) < 0.3
+    z = np.c_[rng.normal(size=2000) + 2.0 * labels, 0.01 * rng.normal(size=2000) + 0.02 * labels]
+    assert abs(smile_direction(z, labels.astype(int))[0][1]) > 0.9  # the discriminant: mostly the dead latent
+    normal = edit_direction(z, labels.astype(int))
+    assert normal[0] > 0.999 and abs(normal[1]) < 0.02

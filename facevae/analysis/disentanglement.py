@@ -334,7 +334,8 @@ def dci(
         factor's share of the total (every classifier's importances sum to 1, so this is the plain mean over
         the factors that vary);
       `informativeness`: mean test accuracy over factors (chance is 1/classes, not 0);
-      `informativeness_train`: mean training accuracy.
+      `informativeness_train`: mean training accuracy;
+      `informativeness_per_factor`: each factor's test accuracy.
 
     Importances come from `dci_importance`. model="gbt" is disentanglement_lib's sklearn
     GradientBoostingClassifier, but it fits one tree per class per boosting stage: about 100 s for 2000 rows x
@@ -354,6 +355,7 @@ def dci(
         "completeness": c,
         "informativeness": _mean_or_nan(acc_test, "dci"),
         "informativeness_train": _mean_or_nan(acc_train, "dci"),
+        "informativeness_per_factor": [float(a) for a in acc_test],
     }
 
 

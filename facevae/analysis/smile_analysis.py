@@ -59,6 +59,7 @@ def smile_grouping(
     k: int = 10,
     seed: int = 0,
     separate: bool = False,
+    n_folds: int = 5,
 ) -> dict[str, float | int]:
     """How well smiling codes group apart from the others -> the metrics below, ready for metrics.json.
 
@@ -66,7 +67,8 @@ def smile_grouping(
         smile_knn_purity         share of each point's k nearest neighbours with its own label, over all points
         smile_knn_purity_chance  the same for labels unrelated to the codes: p^2 + (1-p)^2, p the smile share
         smile_auc                ROC AUC of a linear smile classifier tested on time blocks it never saw
-                                 (`blockwise_auc`); nan when a group spans fewer than 2 blocks
+                                 (`blockwise_auc`, `n_folds` folds); nan when a group spans fewer than 2
+                                 blocks (facevae.data.split.cv_groups makes groups that avoid that)
         n_smile, n_other         how many codes each group had
 
     `blocks_*` are time-block ids (facevae.data.split.block_ids). Smiles labelled inside the training video share
@@ -86,7 +88,7 @@ def smile_grouping(
     blocks = np.concatenate([blocks_smile, blocks_other])
     share = len(mu_smile) / len(z)
     try:
-        auc = blockwise_auc(z, labels, blocks, seed=seed)
+        auc = blockwise_auc(z, labels, blocks, n_folds=n_folds, seed=seed)
     except ValueError as err:
         # Too few blocks is a property of the data, not a bug: the other metrics still say something.
         log.warning("smile_auc left out: %s", err)

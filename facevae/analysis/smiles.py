@@ -174,3 +174,22 @@ def smile_direction(z: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.n
     if norm == 0.0:
         raise ValueError("the smile classifier found no direction: every code is constant")
     return normal / norm, z[y == 1].mean(axis=0), z[y == 0].mean(axis=0)
+
+
+def edit_direction(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The unit direction in which to move codes to make them smile: from the non-smiling codes' mean to the
+    smiling codes' mean, the normal of the nearest-centroid boundary between them (the attribute vector of
+    Larsen et al. 2016, "Autoencoding beyond pixels using a learned similarity metric").
+
+    Not smile_direction's discriminant: that one weighs each latent by how well it separates the classes in its
+    own units, and a VAE's smile is best separated, so measured, along latents that barely vary and that the
+    decoder barely reads. On the 80-epoch demo model the two centroids lie 0.12 apart, 0.015 of it along the
+    discriminant: moving along it as far as the smiles lie changes nothing visible.
+    """
+    z, labels = _check_z(z, labels)
+    y = _binary(labels)
+    gap = z[y == 1].mean(axis=0) - z[y == 0].mean(axis=0)
+    norm = np.linalg.norm(gap)
+    if norm == 0.0:
+        raise ValueError("the smiling and other codes have the same mean: no direction to move along")
+    return gap / norm

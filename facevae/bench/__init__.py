@@ -1,6 +1,7 @@
 """`python -m facevae.bench SECTION`: how fast the pipeline runs on this machine, printed as markdown tables.
 
     python -m facevae.bench extraction [--video PATH] [--seconds 300] [--repeat 1]
+    python -m facevae.bench alignment  [--frames 240] [--seed 5]
     python -m facevae.bench train      [--batch-sizes 64 1024] [--steps 20] [--epochs 10] [--fit-epochs 3]
                                        [--profile]
     python -m facevae.bench sweep      [--betas 1 2 4 8 16] [--n-jobs 5] [--epochs 3] [--batch-sizes 64 1024]
@@ -8,14 +9,15 @@
     python -m facevae.bench evaluate   --ckpt PATH [--n-samples 1000] [--output-dir DIR] [--set KEY=VALUE]
     python -m facevae.bench features   [--n 1000]
 
-extraction: decoding and face extraction against realtime (extraction.py). train: images/s of a bare eager step, a
-bare compiled step, the full train.py loop and a DataLoader-from-numpy loop, and the seed experiment's fit time
-(training.py). sweep: a beta sweep as jobs side by side and as one stacked model, against one run (sweep.py).
-results: the validation loss with each speed switch on and off, beside the run-to-run noise (results.py).
-evaluate: evaluate.py's time on one checkpoint, section by section (evaluation.py). features: not a timing but a
-measurement, how each candidate feature space for the sample-quality scores ranks flawed sample sets (features.py). The
-sections that train take the data as train.py does (--video, --cache-dir; the built-in demo by default), take train.py
-overrides for every run they time (--set KEY=VALUE) and time on the GPU when there is one.
+extraction: decoding and face extraction against realtime (extraction.py). alignment: each `data.align` method's
+accuracy and steadiness against the demo's true eye positions, and its cost (alignment.py). train: images/s of a
+bare eager step, a bare compiled step, the full train.py loop and a DataLoader-from-numpy loop, and the seed
+experiment's fit time (training.py). sweep: a beta sweep as jobs side by side and as one stacked model, against
+one run (sweep.py). results: the validation loss with each speed switch on and off, beside the run-to-run noise
+(results.py). evaluate: evaluate.py's time on one checkpoint, section by section (evaluation.py). features: not a
+timing but a measurement, how each candidate feature space for the sample-quality scores ranks flawed sample sets
+(features.py). The sections that train take the data as train.py does (--video, --cache-dir; the built-in demo by
+default), take train.py overrides for every run they time (--set KEY=VALUE) and time on the GPU when there is one.
 Tests check behaviour, never speed: these tables are the record, kept in the README's Performance section.
 """
 
@@ -63,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     extraction.add_argument("--seconds", type=float, default=300.0, help="length of the demo video to make or reuse")
     extraction.add_argument("--repeat", type=int, default=1, help="runs of each step; the fastest is reported")
     extraction.set_defaults(run="extraction:bench_extraction")
+
+    alignment = sections.add_parser("alignment", help="face alignment against the demo's true eye positions")
+    alignment.add_argument("--frames", type=int, default=240, help="demo frames rendered at 7.5 fps")
+    alignment.add_argument("--seed", type=int, default=5, help="the demo's factor seed")
+    alignment.set_defaults(run="alignment:bench_alignment")
 
     train = sections.add_parser("train", help="images/s: bare eager and compiled steps, train.py, a DataLoader")
     data_arguments(train)

@@ -2,8 +2,9 @@
 
 On a 720p 30 fps demo video (made once under data/bench/, or the video given) it times decoding every frame with
 PyAV and with OpenCV, reading the kept frames alone, and the whole extraction (detection and cropping) with and
-without skipping the frames that are neither kept nor referenced. The requirement it checks: extraction at 20x
-realtime or more on a 5-minute video.
+without skipping the frames that are neither kept nor referenced, with box crops and with each alignment. The
+requirements it checks: extraction at 20x realtime or more on a 5-minute video, and alignment within 15% of box
+crops' time.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 from facevae.bench.machine import describe_machine
 from facevae.core.errors import FaceVAEError
 from facevae.data import video
+from facevae.data.align import AlignParams
 from facevae.data.extract import ExtractionParams, extract_crops
 from facevae.data.synthetic import write_demo_video
 
@@ -64,7 +66,15 @@ def bench_extraction(args: argparse.Namespace) -> None:
         timed("decode every frame, OpenCV `VideoCapture.grab`", lambda: (str(_grab_opencv(path)), ""), args.repeat),
         timed("kept frames only, `iter_video_frames`", lambda: _read_kept(path), args.repeat),
         timed("extraction, decoding every frame", lambda: _extract(path, skip=False), args.repeat),
-        timed("extraction, skipping unneeded frames", lambda: _extract(path, skip=True), args.repeat),
+        timed(
+            "extraction, skipping unneeded frames (box crops, `data.align=none`)", lambda: _extract(path), args.repeat
+        ),
+        timed("extraction, aligned to the eyes (`data.align=eyes`)", lambda: _extract(path, align="eyes"), args.repeat),
+        timed(
+            "extraction, default: eyes and registration (`eyes+ecc`)",
+            lambda: _extract(path, align="eyes+ecc"),
+            args.repeat,
+        ),
     ]
     print(f"{path}: {duration:.0f} s of video, best of {args.repeat}; {hardware}")
     print()
@@ -107,11 +117,11 @@ def _read_kept(path: Path) -> tuple[str, str]:
     return f"{counts['decoded']} ({counts['skipped']} skipped)", f"- / {kept}"
 
 
-def _extract(path: Path, skip: bool) -> tuple[str, str]:
+def _extract(path: Path, skip: bool = True, align: str = "none") -> tuple[str, str]:
     # extract_crops reads the video through iter_video_frames' default, the module's switch.
     saved, video.SKIP_UNNEEDED = video.SKIP_UNNEEDED, skip
     try:
-        _, _, summary = extract_crops(path, ExtractionParams(), progress=False)
+        _, _, summary = extract_crops(path, ExtractionParams(align=AlignParams(align)), progress=False)
     finally:
         video.SKIP_UNNEEDED = saved
     return str(summary["decoded"]), f"{summary['accepted']} / {summary['kept']}"

@@ -51,14 +51,18 @@ def wandb_run(loggers: list) -> dict | None:
     return None
 
 
+def checkpoint_in(folder: Path) -> str:
+    """' (here: <a checkpoint in folder>)' for a message about a folder given where a checkpoint goes; else ''."""
+    inside = sorted(folder.glob("*.ckpt")) + sorted(folder.glob("checkpoints/*.ckpt"))
+    return f" (here: {inside[-1]})" if inside else ""
+
+
 def read_checkpoint(path: Path | str) -> dict:
     """A checkpoint train.py wrote, on the CPU; a FaceVAEError naming the file when it is anything else: missing,
     a folder, empty, truncated, damaged (a zip entry failing its checksum) or another program's file."""
     path = Path(path).expanduser()
     if path.is_dir():
-        inside = sorted(path.glob("*.ckpt")) + sorted(path.glob("checkpoints/*.ckpt"))
-        example = f" (here: {inside[-1]})" if inside else ""
-        raise FaceVAEError(f"{path}: is a folder, not a checkpoint; give a .ckpt file{example}")
+        raise FaceVAEError(f"{path}: is a folder, not a checkpoint; give a .ckpt file{checkpoint_in(path)}")
     if not path.is_file():
         raise FaceVAEError(f"{path}: {'not a regular file' if path.exists() else 'no such checkpoint'}")
     try:

@@ -20,6 +20,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, Sequent
 from facevae.core import rules
 from facevae.core.errors import require
 from facevae.data import split as splitting
+from facevae.data.align import AlignParams
 from facevae.data.cache import FaceCrops, load_cache
 from facevae.data.extract import ExtractionParams, ExtractionResult, format_summary, prepare_cache
 from facevae.data.faces import CropParams, DetectorParams
@@ -121,8 +122,10 @@ class FaceCropDataModule(pl.LightningDataModule):
         crop_shift_y: float = 0.08,
         detect_width: int = 320,
         min_face: float = 0.12,
-        block_s: float = 30.0,
-        gap_s: float = 2.0,
+        align: str = "none",
+        align_smooth_s: float = 0.2,
+        block_s: float | None = None,
+        gap_s: float | None = None,
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         split_seed: int = 0,
@@ -140,6 +143,7 @@ class FaceCropDataModule(pl.LightningDataModule):
             size=size,
             crop=CropParams(scale=crop_scale, shift_y=crop_shift_y),
             detector=DetectorParams(detect_width=detect_width, min_face=min_face),
+            align=AlignParams(method=align, smooth_s=align_smooth_s),
         )
         self.data: FaceCrops | None = None
         self.labels: np.ndarray | None = None  # 0 train, 1 val, 2 test, -1 gap; one per crop
@@ -208,18 +212,17 @@ class FaceCropDataModule(pl.LightningDataModule):
         frames = self.data.frames["frame"].to_numpy()
         if self._recorded_split is not None:
             self.labels = splitting.labels_from_ranges(frames, self._recorded_split)
-        else:
-            hp = self.hparams
-            self.labels = splitting.time_block_split(
-                self.data.frames["time_s"].to_numpy(),
-                hp.block_s,
-                hp.gap_s,
-                hp.val_fraction,
-                hp.test_fraction,
-                hp.split_seed,
-            )
-        log.info("split by %g s blocks: %s", self.hparams.block_s, splitting.describe(self.labels))
-        splitting.require_training_frames(self.labels, self.hparams.gap_s)
+            log.info("split as recorded in the checkpoint: %s", splitting.describe(self.labels))
+            return
+        hp, times = self.hparams, self.data.frames["time_s"].to_numpy()
+        block_s, gap_s = splitting.block_and_gap(times, hp.block_s, hp.gap_s, hp.val_fraction, hp.test_fraction)
+        self.labels = splitting.time_block_split(
+            times, block_s, gap_s, hp.val_fraction, hp.test_fraction, hp.split_seed
+        )
+        given = "" if hp.block_s is not None else f" (data.block_s chosen for {splitting.duration_s(times):.0f} s)"
+        log.info("split by %.3g s blocks%s, %.3g s gaps: %s", block_s, given, gap_s, splitting.describe(self.labels))
+        splitting.require_training_frames(self.labels, gap_s)
+        splitting.warn_if_little_training(self.labels, block_s, gap_s)
 
     # -- the split, recorded in checkpoints so evaluation reuses it ----------------------------------------------
     def split_ranges(self) -> dict[str, list[list[int]]]:

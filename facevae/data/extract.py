@@ -26,8 +26,10 @@ from facevae.core import rules
 from facevae.core.errors import FaceVAEError
 from facevae.core.files import atomic_directory, build_lock, require_folder, writing
 from facevae.data import cache
-from facevae.data.faces import CropParams, DetectorParams, FaceTracker, crop_square
+from facevae.data.align import ALIGN_METHODS, AlignParams, FaceAligner, Square, cut
+from facevae.data.faces import Box, CropParams, DetectorParams, FaceTracker
 from facevae.data.video import (
+    Frame,
     VideoInfo,
     is_image_folder,
     iter_image_frames,
@@ -41,6 +43,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_FPS = 60.0
+# frames.csv's own columns; any other column is a factor from the sidecar.
+FRAME_COLUMNS = ("frame", "time_s", "x", "y", "w", "h", "crop_angle", "file")
 SIZE_RANGE = (16, 512)
 
 
@@ -52,10 +56,12 @@ class ExtractionParams:
     size: int = 64
     crop: CropParams = field(default_factory=CropParams)
     detector: DetectorParams = field(default_factory=DetectorParams)
+    align: AlignParams = field(default_factory=AlignParams)
 
     def __post_init__(self) -> None:
         values = {"fps": self.fps, "size": self.size, "crop_scale": self.crop.scale, "crop_shift_y": self.crop.shift_y}
         values |= {"detect_width": self.detector.detect_width, "min_face": self.detector.min_face}
+        values |= {"align": self.align.method, "align_smooth_s": self.align.smooth_s}
         self.check_settings(values)
         self.crop = dataclasses.replace(self.crop, size=self.size)
 
@@ -69,9 +75,14 @@ class ExtractionParams:
         # The cascade's frame: narrower than 32 pixels finds no face, wider than 4096 only costs time and memory.
         rules.whole(f"{prefix}.detect_width", values["detect_width"], 32, 4096, why=" pixels")
         rules.number(f"{prefix}.min_face", values["min_face"], above=0, below=1, why=" (a share of the frame height)")
+        rules.choice(f"{prefix}.align", values["align"], ALIGN_METHODS)
+        rules.number(f"{prefix}.align_smooth_s", values["align_smooth_s"], 0, 2.0, why=" seconds")
 
     def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        params = dataclasses.asdict(self)
+        if self.align.method == "none":  # upright box crops keep the cache key they had before alignment existed
+            del params["align"]
+        return params
 
 
 @dataclass
@@ -174,11 +185,12 @@ def extract_crops(
     """Run detection and cropping over the kept frames; returns crops, their frame table and a summary."""
     counts: dict[str, int] = {"decoded": 0, "skipped": 0}
     tracker = FaceTracker(params.detector)
+    aligner = FaceAligner(params.align, params.crop, independent=images)
     # Decoding runs in a thread ahead of detection: both release the GIL, so on two cores they overlap.
     frames_iter = prefetch((iter_image_frames if images else iter_video_frames)(source, params.fps, counts))
     info = None if images else probe_video(source)  # read once: the bar's total and the truncation check use it
     total = None if info is None else _estimated_frames(info)
-    crops, rows, kept, last_t = [], [], 0, 0.0
+    crops, rows, kept, last_t, notes = [], [], 0, 0.0, _PhotoNotes()
     start = time.perf_counter()
     bar = tqdm(
         total=total,
@@ -196,22 +208,59 @@ def extract_crops(
             if images:
                 tracker = FaceTracker(params.detector, tracker.rejected)  # photos are independent: no track
             box = tracker.update(frame.gray)
-            if box is None:
-                continue
-            crop, (x, y, w, h) = crop_square(frame.rgb(), box, params.crop)
-            crops.append(crop)
-            row = {"frame": frame.index, "time_s": round(frame.time_s, 6), "x": x, "y": y, "w": w, "h": h}
-            if frame.file is not None:
-                row["file"] = frame.file
-            rows.append(row)
+            if images:
+                notes.record(frame.file, tracker, box)
+            for settled in aligner.push(frame, frame.time_s, frame.gray, box):
+                _add_crop(crops, rows, *settled, params)
+        for settled in aligner.flush():
+            _add_crop(crops, rows, *settled, params)
         bar.update(_frames_read(counts) - bar.n)
     elapsed = time.perf_counter() - start
     summary = _summary(counts, kept, len(crops), tracker.rejected, elapsed, last_t, params.fps, images)
+    if params.align.method != "none":
+        summary["eyes_found"] = int(sum(row.pop("eyes_found") for row in rows))
+    if images:
+        summary.update(notes.summary(source))
     _check_complete(source, summary, info)
     if not crops:
         what = "images" if images else "kept frames"
         raise FaceVAEError(f"{source}: no face found in {kept} {what} ({_frames_read(counts)} read)")
     return np.stack(crops), pd.DataFrame(rows), summary
+
+
+def _add_crop(
+    crops: list, rows: list, frame: Frame, square: Square, eyes_found: bool, params: ExtractionParams
+) -> None:
+    crops.append(cut(frame.rgb(), square, params.size))
+    x, y, w, h = square.rect()
+    row = {"frame": frame.index, "time_s": round(frame.time_s, 6), "x": x, "y": y, "w": w, "h": h}
+    if params.align.method != "none":
+        row["crop_angle"] = round(square.angle, 3)
+        row["eyes_found"] = eyes_found  # counted into the summary, then dropped
+    if frame.file is not None:
+        row["file"] = frame.file
+    rows.append(row)
+
+
+@dataclass
+class _PhotoNotes:
+    """Per photo of a folder: why it gave no crop, or which of several faces it gave."""
+
+    rejected: dict[str, str] = field(default_factory=dict)
+    several_faces: dict[str, str] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)
+
+    def record(self, file: str, tracker: FaceTracker, box: Box | None) -> None:
+        self.seen.add(file)
+        if box is None:
+            self.rejected[file] = tracker.last_rejection or "no face"
+        elif tracker.last_candidates > 1:
+            where = f"{box.w:.0f} px wide at x={box.x:.0f}, y={box.y:.0f}"
+            self.several_faces[file] = f"{tracker.last_candidates} faces, took the largest ({where})"
+
+    def summary(self, folder: Path) -> dict:
+        unreadable = {f.name: "not a readable image" for f in list_images(folder) if f.name not in self.seen}
+        return {"rejected_files": {**self.rejected, **unreadable}, "several_faces": self.several_faces}
 
 
 def prefetch(items: Iterator[T], depth: int = 32) -> Iterator[T]:
@@ -314,7 +363,7 @@ def _join_factors(frames: pd.DataFrame, sidecar: Path) -> pd.DataFrame:
 def _manifest(
     source: Path, key: str, params: ExtractionParams, summary: dict, frames: pd.DataFrame, sidecar: Path | None
 ) -> dict:
-    factor_names = [c for c in frames.columns if c not in ("frame", "time_s", "x", "y", "w", "h", "file")]
+    factor_names = [c for c in frames.columns if c not in FRAME_COLUMNS]
     return {
         "source": str(source.resolve()),
         "kind": "images" if source.is_dir() else "video",
@@ -337,8 +386,17 @@ def _manifest(
 def format_summary(summary: dict) -> str:
     rejected = ", ".join(f"{k} {v}" for k, v in summary["rejected"].items()) or "none"
     speed = f", {summary['x_realtime']}x realtime" if summary.get("x_realtime") else ""
-    return (
+    eyes = ""
+    if "eyes_found" in summary:
+        found = f"found in {summary['eyes_found']} of {summary['accepted']}, the rest placed by the face box"
+        eyes = f", aligned to the eyes ({found})"
+    text = (
         f"frames read {summary['frames']} ({summary['skipped']} not decoded: neither kept nor referenced), "
-        f"kept {summary['kept']}, faces accepted {summary['accepted']}, "
+        f"kept {summary['kept']}, faces accepted {summary['accepted']}{eyes}, "
         f"rejected: {rejected}; {summary['elapsed_s']:.1f} s{speed}"
     )
+    for file, reason in summary.get("rejected_files", {}).items():
+        text += f"\n  rejected {file}: {reason}"
+    for file, choice in summary.get("several_faces", {}).items():
+        text += f"\n  {file}: {choice}"
+    return text

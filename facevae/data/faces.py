@@ -69,11 +69,14 @@ class FaceTracker:
         self._missing = 0
         self._pending: Box | None = None
         self._pending_count = 0
+        self.last_candidates = 0  # faces the cascade found in the last frame
+        self.last_rejection: str | None = None  # why the last frame gave no face, in words
 
     def update(self, gray: np.ndarray) -> Box | None:
         scale = self.params.detect_width / gray.shape[1]
         small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         candidates = [b.scaled(1 / scale) for b in self._detect(small, scale)]
+        self.last_candidates, self.last_rejection = len(candidates), None
         box = self._choose(candidates, gray.shape[0])
         if box is None:
             self._missing += 1
@@ -118,6 +121,7 @@ class FaceTracker:
     def _choose(self, candidates: list[Box], frame_height: int) -> Box | None:
         if not candidates:
             self.rejected["no_face"] += 1
+            self.last_rejection = "no face found"
             return None
         if self._track is not None:
             best = min(candidates, key=lambda b: np.hypot(b.cx - self._track.cx, b.cy - self._track.cy))
@@ -125,6 +129,10 @@ class FaceTracker:
             best = max(candidates, key=lambda b: b.w * b.h)
         if best.h < self.params.min_face * frame_height:
             self.rejected["too_small"] += 1
+            self.last_rejection = (
+                f"face too small ({best.h:.0f} px of {frame_height}; data.min_face={self.params.min_face:g} "
+                "of the height)"
+            )
             return None
         if self._track is not None and self._is_jump(best):
             return self._reacquire(best)
@@ -174,11 +182,16 @@ def crop_square(rgb: np.ndarray, box: Box, params: CropParams) -> tuple[np.ndarr
     side = max(2, int(round(params.scale * box.w)))
     cx, cy = box.cx, box.cy + params.shift_y * box.h
     x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+    return cut_upright(rgb, x0, y0, side, params.size), (x0, y0, side, side)
+
+
+def cut_upright(rgb: np.ndarray, x0: int, y0: int, side: int, size: int) -> np.ndarray:
+    """The square of whole source pixels at (x0, y0), resized to size x size by area; the frame's edge repeats
+    where the square leaves it."""
     h, w = rgb.shape[:2]
     top, left = max(0, -y0), max(0, -x0)
     bottom, right = max(0, y0 + side - h), max(0, x0 + side - w)
     patch = rgb[max(0, y0) : min(h, y0 + side), max(0, x0) : min(w, x0 + side)]
     if top or left or bottom or right:
         patch = cv2.copyMakeBorder(patch, top, bottom, left, right, cv2.BORDER_REPLICATE)
-    crop = cv2.resize(patch, (params.size, params.size), interpolation=cv2.INTER_AREA)
-    return crop, (x0, y0, side, side)
+    return cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)

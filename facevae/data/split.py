@@ -1,19 +1,75 @@
 """Train/val/test split by contiguous blocks of time.
 
 Neighbouring video frames are near-duplicates, so a random split of frames would test on frames the model has
-all but seen. Whole blocks of time (30 s by default) go to val or test instead, and training frames within a gap of
-a held-out block are dropped too, so no training frame sits a few milliseconds from a test frame.
+all but seen. Whole blocks of time go to val or test instead, and training frames within a gap of a held-out block
+are dropped too, so no training frame sits a few milliseconds from a test frame.
+
+Unless given, the block length follows the data's duration (`auto_block_s`): 30 s, or shorter so the data holds at
+least ten blocks (more when a fraction is under a tenth), so that val and test get about their fractions of a short
+video too, but never under a second; the gap is 2 s, or a quarter of a shorter block.
 """
 
 from __future__ import annotations
+
+import logging
+import math
 
 import numpy as np
 
 from facevae.core import rules
 from facevae.core.errors import require
 
+log = logging.getLogger(__name__)
+
 SPLITS = ("train", "val", "test")
 GAP = -1  # label of frames dropped between a held-out block and its neighbours
+MAX_BLOCK_S, MAX_GAP_S = 30.0, 2.0
+MIN_BLOCK_S = 1.0  # shorter blocks only multiply the blocks, and the work of dropping gaps around each
+MIN_BLOCKS = 10
+LOW_TRAIN_SHARE = 0.6  # below this share of the frames in training, setup warns
+
+
+def duration_s(times: np.ndarray) -> float:
+    """How long the frames span: first to last, plus one typical frame interval (the last frame lasts too)."""
+    times = np.sort(np.asarray(times, dtype=np.float64))
+    if len(times) < 2:
+        return 1.0
+    return float(times[-1] - times[0] + np.median(np.diff(times)))
+
+
+def auto_block_s(times: np.ndarray, val_fraction: float = 0.1, test_fraction: float = 0.1) -> float:
+    """The block length for data of this duration: 30 s, or shorter so that there are enough blocks for each
+    held-out fraction to be a whole number of them near its share (at least 10, or 1 / the smallest fraction)."""
+    held = [f for f in (val_fraction, test_fraction) if f > 0]
+    n_blocks = max(MIN_BLOCKS, math.ceil(1 / min(held) - 1e-9)) if held else MIN_BLOCKS
+    return max(MIN_BLOCK_S, min(MAX_BLOCK_S, duration_s(times) / n_blocks))
+
+
+def auto_gap_s(block_s: float) -> float:
+    """The gap beside held-out blocks: 2 s, or a quarter of a shorter block, so short videos keep most frames."""
+    return min(MAX_GAP_S, block_s / 4)
+
+
+def block_and_gap(
+    times: np.ndarray, block_s: float | None, gap_s: float | None, val_fraction: float, test_fraction: float
+) -> tuple[float, float]:
+    """The block length and gap the split uses: those given, or (for null) those chosen from the data's duration."""
+    block = auto_block_s(times, val_fraction, test_fraction) if block_s is None else block_s
+    return block, auto_gap_s(block) if gap_s is None else gap_s
+
+
+def warn_if_little_training(labels: np.ndarray, block_s: float, gap_s: float) -> None:
+    share = float(np.mean(labels == 0)) if len(labels) else 0.0
+    if share < LOW_TRAIN_SHARE:
+        log.warning(
+            "training gets %d of %d frames (%.0f%%): blocks of data.block_s=%g s with a data.gap_s=%g s gap leave "
+            "little; a longer video, or shorter blocks and gap, train on more",
+            int(np.sum(labels == 0)),
+            len(labels),
+            100 * share,
+            block_s,
+            gap_s,
+        )
 
 
 def time_block_split(
@@ -45,9 +101,14 @@ def time_block_split(
 
 def check_settings(values: dict, prefix: str = "data") -> None:
     """The split's settings as the data config names them; a block is at least a second of video (shorter ones
-    only multiply the blocks, and the work of dropping gaps around each)."""
-    rules.number(f"{prefix}.block_s", values["block_s"], lo=1, why=" seconds")
-    rules.number(f"{prefix}.gap_s", values["gap_s"], lo=0, why=" seconds")
+    only multiply the blocks, and the work of dropping gaps around each). block_s and gap_s may be null: chosen
+    from the data's duration (`block_and_gap`)."""
+    if values["block_s"] is not None:
+        rules.number(
+            f"{prefix}.block_s", values["block_s"], lo=MIN_BLOCK_S, why=" seconds (or null: from the duration)"
+        )
+    if values["gap_s"] is not None:
+        rules.number(f"{prefix}.gap_s", values["gap_s"], lo=0, why=" seconds (or null: from the block length)")
     val = rules.number(f"{prefix}.val_fraction", values["val_fraction"], lo=0, below=1)
     test = rules.number(f"{prefix}.test_fraction", values["test_fraction"], lo=0, below=1)
     require(val + test < 1, f"{prefix}.val_fraction={val:g}, {prefix}.test_fraction={test:g}: must sum below 1")
@@ -122,3 +183,24 @@ def describe(labels: np.ndarray) -> str:
     gap = int((labels == GAP).sum())
     share = lambda n: f"{100 * n / max(1, len(labels)):.0f}%"  # noqa: E731
     return ", ".join(f"{k} {v} ({share(v)})" for k, v in counts.items()) + f", dropped in gaps {gap}"
+
+
+def cv_groups(
+    times: np.ndarray, block_s: float, independent: bool = False, min_groups: int = 2, pieces: int = 5
+) -> tuple[np.ndarray, str]:
+    """Groups for cross-validation, no two of which share near-identical frames -> (group id per frame, in words).
+
+    Blocks of `block_s` seconds of a video; for `independent` frames (a folder of photos, taken apart) each its
+    own group; and a clip shorter than `min_groups` blocks cut into `pieces` equal stretches of time instead, so a
+    fold can still be tested on frames it never trained on (only the frames at the cuts are near neighbours).
+    """
+    times = np.asarray(times, dtype=np.float64)
+    if independent:
+        return np.arange(len(times)), f"each of the {len(times)} photos its own group"
+    blocks = block_ids(times, block_s)
+    if len(np.unique(blocks)) >= min_groups or len(times) < 2:
+        return blocks, f"blocks of {block_s:g} s"
+    pieces = max(min_groups, min(pieces, len(times)))
+    stretch = duration_s(times) / pieces
+    groups = np.minimum(np.floor((times - times.min()) / stretch).astype(np.int64), pieces - 1)
+    return groups, f"the {duration_s(times):.1f} s clip cut into {pieces} stretches of {stretch:.2g} s"

@@ -411,6 +411,21 @@ class FaceRenderer:
         frame = _light(frame, float(factors["light"]))
         return cv2.resize(frame, size, interpolation=cv2.INTER_CUBIC)
 
+    def eye_centres(self, factors: Mapping[str, float], size: tuple[int, int] = DEFAULT_SIZE) -> np.ndarray:
+        """Where the centres of the eyes (the irises at gaze 0, moved by the head's turn) land in a frame of this
+        size: a 2 x 2 array of (x, y) in frame pixels, the image-left eye first. The truth face alignment is
+        measured against."""
+        width, height = size
+        small = (max(1, round(width * DRAW_SCALE)), max(1, round(height * DRAW_SCALE)))
+        x, y = np.array(IRISES, np.float64).T
+        _, turn = _face_fields(x, y)["yaw"]
+        canvas = np.stack(
+            [_to_canvas(x + float(factors["yaw"]) * turn, self.magnify, 0), _to_canvas(y, self.magnify, TOP_PAD)]
+        )
+        placed = self._placement(factors, size, small) @ np.vstack([canvas, np.ones(2)])
+        scale = np.array([width / small[0], height / small[1]])[:, None]
+        return ((placed + 0.5) * scale - 0.5).T
+
     def _shade_mouth(self, closing: float, fading: float) -> None:
         mouth = self._expression[self._mouth.rows, self._mouth.cols]
         fade = fading * self._lines
@@ -451,6 +466,11 @@ def _renderer() -> FaceRenderer:
 def render_frame(factors: Mapping[str, float], size: tuple[int, int] = DEFAULT_SIZE) -> np.ndarray:
     """The demo person at these factors (units: module docstring), as an H x W x 3 uint8 RGB frame."""
     return _renderer().render(factors, size)
+
+
+def eye_centres(factors: Mapping[str, float], size: tuple[int, int] = DEFAULT_SIZE) -> np.ndarray:
+    """The demo person's eye centres in a frame rendered at these factors: 2 x 2, (x, y) per eye, image-left first."""
+    return _renderer().eye_centres(factors, size)
 
 
 # -- writing ---------------------------------------------------------------------------------------------------

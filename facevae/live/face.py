@@ -1,7 +1,7 @@
 """One frame through the model: the tracked face, its crop, mu and reconstruction, and its point on the map.
 
-Tracking and cropping are those that made the training crops, with the checkpoint's own detection and crop
-settings, so the encoder sees what it was trained on.
+Tracking, alignment and cropping are those that made the training crops, with the checkpoint's own detection, crop
+and alignment settings, so the encoder sees what it was trained on.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from facevae.core.tensors import to_float_images, to_uint8_hwc
-from facevae.data.faces import CropParams, DetectorParams, FaceTracker, crop_square
+from facevae.data.align import AlignParams, FaceAligner, cut
+from facevae.data.faces import CropParams, DetectorParams, FaceTracker
 from facevae.data.video import Frame
 from facevae.live.latent_map import LatentMap
 
@@ -49,20 +50,29 @@ class FaceEncoder:
     """
 
     def __init__(
-        self, model: torch.nn.Module, latent_map: LatentMap, detector: DetectorParams, crop: CropParams
+        self,
+        model: torch.nn.Module,
+        latent_map: LatentMap,
+        detector: DetectorParams,
+        crop: CropParams,
+        align: AlignParams | None = None,
     ) -> None:
         self.model = model
         self.latent_map = latent_map
         self.crop_params = crop
         self.tracker = FaceTracker(detector)
+        # Aligned as training's crops were (the checkpoint's data.align), each frame at once from the ones before it.
+        self.aligner = FaceAligner(align or AlignParams(), crop, causal=True)
         self.device = next(model.parameters()).device
 
     def __call__(self, frame: Frame, clock: Stopwatch) -> FaceCode | None:
         box = self.tracker.update(frame.gray)
+        settled = list(self.aligner.push(None, frame.time_s, frame.gray, box))
         clock.lap("detect")
-        if box is None:
+        if not settled:
             return None
-        crop, square = crop_square(frame.rgb(), box, self.crop_params)
+        crop = cut(frame.rgb(), settled[0][1], self.crop_params.size)
+        square = settled[0][1].rect()
         clock.lap("crop")
         with torch.inference_mode():
             x = to_float_images(torch.from_numpy(crop[None]).to(self.device))

@@ -120,7 +120,7 @@ def _with_threads(run: TrainedRun, threads: int, work: Callable[[], LiveSummary]
 def _run(settings: LiveSettings, source: LiveSource, run: TrainedRun, window: Window | None) -> LiveSummary:
     latent_map, _ = load_latent_map(run, settings.projection, settings.data)
     params = _extraction_params(run)
-    encoder = FaceEncoder(run.model, latent_map, params.detector, params.crop)
+    encoder = FaceEncoder(run.model, latent_map, params.detector, params.crop, params.align)
     view = LiveView(latent_map, source.name if source.camera else Path(source.name).name)
     writer = ViewWriter(settings.output, source.fps, VIEW_SIZE) if settings.output is not None else None
     try:
@@ -138,7 +138,7 @@ def _run(settings: LiveSettings, source: LiveSource, run: TrainedRun, window: Wi
 
 
 def _extraction_params(run: TrainedRun) -> ExtractionParams:
-    """The detector and crop settings training used, from the datamodule the checkpoint's config builds."""
+    """The detector, crop and alignment settings training used, from the datamodule the checkpoint's config builds."""
     try:
         return hydra.utils.instantiate(run.config["data"], progress=False).params
     except (TypeError, hydra.errors.InstantiationException) as err:
