@@ -113,6 +113,7 @@ def test_the_sweep_report_has_one_row_per_job_and_the_plots(joblib_sweep):
     report = evaluate_sweep(evaluate_cfg(f"sweep_dir={joblib_sweep}"))
     table = pd.read_csv(joblib_sweep / "sweep.csv")
     assert list(table["job"]) == [0, 1] and list(table["beta"]) == [1.0, 4.0]
+    assert table["latent_dim"].notna().all()  # read from the config under model.net
     assert table["psnr"].notna().all() and table["kl"].notna().all() and table["recon_nll"].notna().all()
     assert set(table["status"]) == {"finished"}
     md = (joblib_sweep / "sweep.md").read_text()
