@@ -133,11 +133,11 @@ class StackedRun:
         member = copy.deepcopy(cfg)
         beta = self.model.members[k]
         with open_dict(member):
-            member.model = OmegaConf.create(
-                {"_target_": "facevae.models.BetaVAEModule", **self.model.member_hparams(k)}
-            )
+            hparams = self.model.member_hparams(k)
+            arguments = {key: v for key, v in hparams.items() if key not in BetaVAEModule.recorded}
+            member.model = OmegaConf.create({"_target_": "facevae.models.BetaVAEModule", **arguments})
             member.paths.output_dir = str(self.run_dir / str(k))
-            member.callbacks = OmegaConf.load(CONF_DIR / "callbacks" / "default.yaml")
+            member.callbacks = _group_choice("callbacks", "default")
             member.stacked_run = {"dir": str(self.run_dir), "member": k, "betas": self.model.members}
             wandb = (member.get("logger") or {}).get("wandb")
             if wandb is not None:
@@ -301,3 +301,15 @@ class MemberCheckpoints(pl.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best = {int(k): (float(v[0]), str(v[1])) for k, v in state_dict.get("best", {}).items()}
+
+
+def _group_choice(group: str, name: str) -> DictConfig:
+    """A choice of a config group as Hydra composes it: the same group's choices its defaults list names, and its own
+    keys where `_self_` stands (last when it is not listed)."""
+    node = OmegaConf.load(CONF_DIR / group / f"{name}.yaml")
+    with open_dict(node):
+        defaults = list(node.pop("defaults", []))
+    if "_self_" not in defaults:
+        defaults.append("_self_")
+    parts = [node if entry == "_self_" else _group_choice(group, entry) for entry in defaults]
+    return OmegaConf.merge(*parts)

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from facevae.core.checkpoint import CHECKPOINT_KEY, checkpoint_in, read_checkpoint
 from facevae.core.errors import FaceVAEError, require
 from facevae.core.rules import shown
+from facevae.data.extract import cache_key_for
 from facevae.members import listed
 
 log = logging.getLogger(__name__)
@@ -68,10 +69,10 @@ def _same_model_class(ckpt: dict, cfg: DictConfig, ckpt_path: str) -> None:
 
 
 def _same_weights(ckpt: dict, cfg: DictConfig, ckpt_path: str) -> None:
-    """The settings that shape the weights (model.latent_dim, ...) as trained: others would not load."""
+    """The settings that shape the weights (model.net.latent_dim, ...) as trained: others would not load."""
     cls = hydra.utils.get_class(cfg.model._target_)
-    trained, asked = ckpt.get("hyper_parameters") or {}, OmegaConf.to_container(cfg.model, resolve=True)
-    for key in getattr(cls, "weight_settings", ()):
+    trained, asked = _settings(cls, ckpt), _leaves(OmegaConf.to_container(cfg.model, resolve=True))
+    for key in cls.weight_settings:
         if key in trained and key in asked and _plain(trained[key]) != _plain(asked[key]):
             raise FaceVAEError(
                 f"ckpt_path={ckpt_path}: trained with model.{key}={shown(trained[key])}, not {shown(asked[key])}; "
@@ -79,10 +80,25 @@ def _same_weights(ckpt: dict, cfg: DictConfig, ckpt_path: str) -> None:
             )
 
 
+def _settings(cls: type, ckpt: dict) -> dict:
+    """The checkpoint's hyperparameters as the model config names them (model.net.latent_dim, ...): each leaf under
+    its dotted path, those of earlier flat checkpoints included."""
+    return _leaves(cls.upgrade_hparams(ckpt.get("hyper_parameters") or {}))
+
+
+def _leaves(node: dict, prefix: str = "") -> dict:
+    """A nested config as {dotted path: value} for every value that is not itself a node."""
+    leaves = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            leaves.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            leaves[f"{prefix}{key}"] = value
+    return leaves
+
+
 def _same_data(ckpt: dict, cfg: DictConfig, ckpt_path: str) -> None:
     """The crops this config would train on are the ones the checkpoint trained on: the same cache key."""
-    from facevae.data.extract import cache_key_for
-
     meta = ckpt[CHECKPOINT_KEY]
     datamodule = hydra.utils.instantiate(cfg.data)
     if not datamodule.source.exists():
@@ -124,12 +140,12 @@ def _epochs_left(ckpt: dict, cfg: DictConfig, ckpt_path: str) -> None:
 
 
 def _log_changes(ckpt: dict, cfg: DictConfig) -> None:
-    trained = ckpt.get("hyper_parameters") or {}
-    asked = OmegaConf.to_container(cfg.model, resolve=True)
+    trained = _settings(hydra.utils.get_class(cfg.model._target_), ckpt)
+    asked = _leaves(OmegaConf.to_container(cfg.model, resolve=True))
     changed = [
         f"model.{k}={shown(trained[k])} -> {shown(v)}"
         for k, v in asked.items()
-        if k in trained and _plain(trained[k]) != _plain(v)
+        if k in trained and not k.endswith("_target_") and _plain(trained[k]) != _plain(v)
     ]
     if changed:
         log.warning("resuming with changed settings, in effect from the resumed step on: %s", ", ".join(changed))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
@@ -66,9 +67,11 @@ def current_job() -> Job | None:
 def identity_tags(cfg: DictConfig) -> list[str]:
     """The tags a sweep is sliced by in W&B: beta, latent size and seed."""
     model = cfg.get("model") or {}
-    keys = (("beta", "beta"), ("latent_dim", "latent"))
+    # The code's size is the network's: the beta-VAE's net, the WGAN's generator.
+    network = next((model[key] for key in ("net", "generator") if key in model), {})
+    values = {"beta": (model, "beta"), "latent": (network, "latent_dim")}
     # beta=4, whether the config says 4 or 4.0: a tag filter finds the same runs either way
-    tags = [f"{name}={_number(model[key])}" for key, name in keys if key in model]
+    tags = [f"{name}={_number(node[key])}" for name, (node, key) in values.items() if key in node]
     return [*tags, f"seed={cfg.get('seed')}"]
 
 
@@ -115,8 +118,6 @@ def limit_threads_per_job() -> None:
     cores = os.cpu_count() or 1
     n_jobs = int(launcher.get("n_jobs", -1))
     parallel = cores + 1 + n_jobs if n_jobs < 0 else n_jobs  # joblib's convention: -1 = all cores
-    import torch
-
     threads = max(1, cores // max(1, parallel))
     torch.set_num_threads(threads)
     log.info("%d jobs side by side on %d cores: %d torch threads for this one", parallel, cores, threads)

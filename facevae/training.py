@@ -47,7 +47,7 @@ def checkpoint_monitor(cfg: DictConfig, model: pl.LightningModule) -> None:
     """A model whose `checkpoint_monitor` is None has no validation metric fit to choose checkpoints by (the WGAN:
     its critic's estimate measures the critic as much as the generator). Its ModelCheckpoint then monitors nothing
     and keeps the latest checkpoint as "best"; set here, in the config, so the saved config says what was done."""
-    if getattr(model, "checkpoint_monitor", "unchanged") is not None:
+    if model.checkpoint_monitor is not None:
         return
     for name, callback in (cfg.get("callbacks") or {}).items():
         is_checkpoint = isinstance(callback, DictConfig) and str(callback.get("_target_")).endswith(".ModelCheckpoint")
@@ -119,7 +119,7 @@ def _fit_and_test(
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     best = _best_checkpoint(trainer)
-    if not best and not trainer.fast_dev_run and not getattr(model, "stacked", False):
+    if not best and not trainer.fast_dev_run and not model.stacked:
         # A run that ends before its first checkpoint (trainer.max_steps, max_time) would "finish" with nothing.
         raise FaceVAEError(
             f"training stopped at step {trainer.global_step} (epoch {trainer.current_epoch}) before writing any "

@@ -26,16 +26,26 @@ from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
+import pytorch_lightning as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
 from hydra.experimental.callback import Callback
+from lightning_fabric.connector import _PRECISION_INPUT_INT, _PRECISION_INPUT_STR
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+from pytorch_lightning.loggers import WandbLogger
 
 from facevae.core import rules
 from facevae.core.checkpoint import checkpoint_in
 from facevae.core.device import check_device
 from facevae.core.errors import FaceVAEError, require, user_error
+from facevae.data import split
+from facevae.data.extract import check_source
+from facevae.data.video import probe_video
+from facevae.live.settings import validate
+from facevae.resume import check_resumable
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +105,6 @@ def check_train(v: dict, cfg: DictConfig) -> None:
     _callbacks(v.get("callbacks") or {}, model_class)
     _does_something(v)
     if v.get("ckpt_path") is not None:
-        from facevae.resume import check_resumable
-
         rules.text("ckpt_path", v["ckpt_path"], optional=True)
         check_resumable(v["ckpt_path"], cfg)
 
@@ -150,8 +158,6 @@ def check_evaluate(v: dict, cfg: DictConfig) -> None:
 
 
 def check_live(v: dict, cfg: DictConfig) -> None:
-    from facevae.live.settings import validate  # the live view's own rules: they import its package
-
     require(v.get("ckpt_path") is not MISSING, "ckpt_path: required, a checkpoint written by train.py")
     _file("ckpt_path", v.get("ckpt_path"), "checkpoint")
     validate(cfg)  # the source, the projection, and the output paths: one that exists, a folder, not writable
@@ -183,6 +189,9 @@ def _built(prefix: str, node: Any) -> type:
     cls = _target_class(prefix, node["_target_"])
     values = {k: v for k, v in node.items() if not k.startswith("_")}
     rules.known_keys(prefix, values, cls.__init__, cls.__name__)
+    for key, child in values.items():  # the objects it is given built (a network, an optimizer): each by its rules
+        if isinstance(child, dict) and "_target_" in child:
+            _built(f"{prefix}.{key}", child)
     check = getattr(cls, "check_settings", None) or LIGHTNING_RULES.get(cls.__name__)
     if check is not None:
         check({k: v for k, v in values.items() if v is not UNRESOLVED}, prefix)
@@ -201,20 +210,20 @@ def _target_class(prefix: str, target: Any) -> type:
 
 
 def _same_size(v: dict) -> None:
-    size, image_size = v["data"].get("size"), v["model"].get("image_size")
-    require(
-        image_size is None or image_size == size,
-        f"model.image_size={image_size}, data.size={size}: the model must take the crops' size "
-        "(leave model.image_size at ${data.size})",
-    )
+    """Each network the model is given takes the crops' size."""
+    size = v["data"].get("size")
+    networks = {key: node for key, node in v["model"].items() if isinstance(node, dict) and "image_size" in node}
+    for key, node in networks.items():
+        image_size = node["image_size"]
+        require(
+            image_size is UNRESOLVED or image_size == size,
+            f"model.{key}.image_size={image_size}, data.size={size}: the model must take the crops' size "
+            f"(leave model.{key}.image_size at ${{data.size}})",
+        )
 
 
 def _source(data: dict, train: bool) -> None:
     """The video exists and is readable, and is long enough for the split, before minutes go into extraction."""
-    from facevae.data import split
-    from facevae.data.extract import check_source
-    from facevae.data.video import probe_video
-
     if data.get("video"):
         check_source(Path(data["video"]).expanduser())
     if not train:
@@ -269,8 +278,6 @@ def _tags(tags: Any) -> None:
 
 
 def _trainer(t: dict) -> None:
-    import pytorch_lightning as pl
-
     _target_class("trainer", t.get("_target_", "pytorch_lightning.Trainer"))
     values = {k: v for k, v in t.items() if not k.startswith("_")}
     rules.known_keys("trainer", values, pl.Trainer.__init__, "pytorch_lightning.Trainer")
@@ -336,9 +343,6 @@ def _switches(t: dict) -> None:
 
 
 def _hardware(t: dict) -> None:
-    import torch
-    from lightning_fabric.connector import _PRECISION_INPUT_INT, _PRECISION_INPUT_STR
-
     accelerator = rules.choice("trainer.accelerator", t["accelerator"], ("auto", "cpu", "gpu", "cuda", "mps"))
     gpus = torch.cuda.device_count()
     if accelerator in ("gpu", "cuda"):
@@ -382,8 +386,6 @@ def _is_whole(value: Any) -> bool:
 
 
 def _loggers(loggers: dict) -> None:
-    from pytorch_lightning.loggers import WandbLogger
-
     require(isinstance(loggers, dict), f"logger={rules.shown(loggers)}: must be a group of loggers (logger=csv, ...)")
     for name, node in loggers.items():
         if node is None:
@@ -560,8 +562,6 @@ class ConfigCheck(Callback):
     def _check(config: DictConfig, run_dir: str, check: Callable[[DictConfig], None]) -> None:
         """check(config) as the job will see it, with the run directory it will get (Hydra sets it only when it
         makes it); a FaceVAEError ends the command with its line, as the entry points' own errors do."""
-        from hydra.core.hydra_config import HydraConfig
-
         job = config.copy()
         with open_dict(job):
             job.hydra.runtime.output_dir = str(Path(OmegaConf.select(job, run_dir)).absolute())

@@ -63,7 +63,7 @@ def wgan_run(tmp_path_factory, long_clip) -> Path:
     from facevae import training
 
     tmp = tmp_path_factory.mktemp("wgan")
-    cfg = make_train_cfg(tmp, long_clip, "model=wgan_gp", "model.width=8", "trainer.max_epochs=2")
+    cfg = make_train_cfg(tmp, long_clip, "model=wgan_gp", "model.generator.width=8", "trainer.max_epochs=2")
     training.train(cfg)
     return Path(cfg.paths.output_dir)
 
@@ -76,7 +76,7 @@ def tiny_run(tmp_path_factory, long_clip) -> Path:
 
     tmp = tmp_path_factory.mktemp("tiny")
     cfg = make_train_cfg(
-        tmp, long_clip, "model.channels=[8,8,8,8]", "model.hidden=32", "model.latent_dim=4", "test=false"
+        tmp, long_clip, "model.net.channels=[8,8,8,8]", "model.net.hidden=32", "model.net.latent_dim=4", "test=false"
     )
     training.train(cfg)
     return Path(cfg.paths.output_dir)
@@ -104,7 +104,7 @@ def live_checkpoint(long_clip, tmp_path_factory) -> Path:
         "trainer.max_epochs=4",
         "data.batch_size=16",
         "model.beta=0.01",
-        "model.lr=1e-3",
+        "model.optimizer.lr=1e-3",
     )
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -136,3 +136,10 @@ class ScriptedCamera:
 
     def release(self) -> None:
         self.released = True
+
+
+def module_of(cls, **settings):
+    """A LightningModule of facevae.models from flat settings, the network's and the optimizer's (latent_dim, lr,
+    adam_betas, ...) beside the module's own, as checkpoints with flat hyperparameters hold them: the module builds
+    its arguments from those as it does when it loads such a checkpoint."""
+    return cls(**cls.arguments_from_hparams(settings))

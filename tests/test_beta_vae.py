@@ -7,6 +7,7 @@ import math
 import pytest
 import pytorch_lightning as pl
 import torch
+from conftest import module_of
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -145,7 +146,7 @@ def test_to_float_images_and_on_after_batch_transfer():
     torch.testing.assert_close(x[0, :, 0, 0], torch.tensor([0.0, 128 / 255, 1.0]))
     torch.testing.assert_close(x, images.permute(0, 3, 1, 2).float() / 255)
 
-    batch = BetaVAEModule().on_after_batch_transfer(batch_of(images), 0)
+    batch = module_of(BetaVAEModule).on_after_batch_transfer(batch_of(images), 0)
     assert set(batch) == {"image", "index", "x"}
     torch.testing.assert_close(batch["x"], x)
     assert batch["image"] is images and batch["index"].tolist() == [0, 1]
@@ -159,8 +160,8 @@ def test_to_float_images_and_on_after_batch_transfer():
     [
         ({"beta": -1.0}, "model.beta=-1.0"),
         ({"sigma": 0.0}, "model.sigma=0.0"),
-        ({"lr": 0}, "model.lr=0:"),
-        ({"adam_betas": (0.9,)}, "model.adam_betas"),
+        ({"lr": 0}, "model.optimizer.lr=0:"),
+        ({"adam_betas": (0.9,)}, "model.optimizer.betas"),
         ({"kl_warmup_steps": -5}, "model.kl_warmup_steps=-5"),
         ({"capacity_max": -1}, "model.capacity_max=-1:"),
         ({"capacity_steps": -1}, "model.capacity_steps=-1"),
@@ -169,24 +170,24 @@ def test_to_float_images_and_on_after_batch_transfer():
 )
 def test_invalid_settings_raise_one_line_error(kwargs, message):
     with pytest.raises(FaceVAEError, match=message.replace(".", r"\.")) as err:
-        BetaVAEModule(**kwargs)
+        module_of(BetaVAEModule, **kwargs)
     assert "\n" not in str(err.value)
 
 
 def test_yaml_lists_are_accepted_and_stored_as_lists():
-    module = BetaVAEModule(latent_dim=8, channels=(16, 16, 32), image_size=32, adam_betas=(0.5, 0.9), beta=4)
-    assert module.hparams.channels == [16, 16, 32] and module.hparams.adam_betas == [0.5, 0.9]
+    module = module_of(BetaVAEModule, latent_dim=8, channels=(16, 16, 32), image_size=32, adam_betas=(0.5, 0.9), beta=4)
+    assert module.hparams.net["channels"] == [16, 16, 32] and module.hparams.optimizer["betas"] == [0.5, 0.9]
     assert module.hparams.beta == 4.0 and isinstance(module.hparams.beta, float)
     optimizer = module.configure_optimizers()
     assert isinstance(optimizer, torch.optim.Adam)
-    assert optimizer.defaults["betas"] == (0.5, 0.9) and optimizer.defaults["lr"] == 1e-4
+    assert tuple(optimizer.defaults["betas"]) == (0.5, 0.9) and optimizer.defaults["lr"] == 1e-4
 
 
 def test_sigma_is_a_fixed_buffer_or_a_learned_parameter():
-    fixed = BetaVAEModule(sigma=0.1)
+    fixed = module_of(BetaVAEModule, sigma=0.1)
     assert "log_sigma" in dict(fixed.named_buffers())
     assert "log_sigma" not in dict(fixed.named_parameters())
-    learned = BetaVAEModule(sigma=0.1, learn_sigma=True)
+    learned = module_of(BetaVAEModule, sigma=0.1, learn_sigma=True)
     assert "log_sigma" in dict(learned.named_parameters())
     assert learned.log_sigma.item() == pytest.approx(math.log(0.1))
 
@@ -194,8 +195,8 @@ def test_sigma_is_a_fixed_buffer_or_a_learned_parameter():
 def test_kl_schedule_follows_warmup_and_capacity(monkeypatch):
     step = {"now": 0}
     monkeypatch.setattr(BetaVAEModule, "global_step", property(lambda self: step["now"]))
-    warm = BetaVAEModule(beta=4.0, kl_warmup_steps=100)
-    capped = BetaVAEModule(capacity_max=20.0, capacity_steps=1000, capacity_gamma=500.0)
+    warm = module_of(BetaVAEModule, beta=4.0, kl_warmup_steps=100)
+    capped = module_of(BetaVAEModule, capacity_max=20.0, capacity_steps=1000, capacity_gamma=500.0)
     step["now"] = 50
     assert warm.kl_schedule() == (2.0, None)
     assert capped.kl_schedule() == (500.0, 1.0)
@@ -216,7 +217,7 @@ def one_thread():
 
 def test_module_overfits_a_fixed_batch(one_thread):
     torch.manual_seed(0)
-    module = BetaVAEModule(lr=1e-3)
+    module = module_of(BetaVAEModule, lr=1e-3)
     batch = module.on_after_batch_transfer(batch_of(structured_images(16)), 0)
     optimizer = module.configure_optimizers()
 
@@ -242,7 +243,7 @@ def test_module_overfits_a_fixed_batch(one_thread):
 
 
 def test_non_finite_loss_raises_naming_the_step():
-    module = BetaVAEModule()
+    module = module_of(BetaVAEModule)
     batch = module.on_after_batch_transfer(batch_of(structured_images(2)), 0)
     batch["x"][0, 0, 0, 0] = float("nan")
     with pytest.raises(FaceVAEError, match=r"loss is nan at step 0 \(epoch 0\); stopping"):
@@ -250,7 +251,7 @@ def test_non_finite_loss_raises_naming_the_step():
 
 
 def test_reconstruct_and_sample_give_images_in_range():
-    module = BetaVAEModule(latent_dim=8, channels=(16, 16), image_size=16)
+    module = module_of(BetaVAEModule, latent_dim=8, channels=(16, 16), image_size=16)
     x = to_float_images(structured_images(3, size=16))
     assert module.reconstruct(x).shape == (3, 3, 16, 16)
     a = module.sample(5, generator=torch.Generator().manual_seed(1))
@@ -277,8 +278,14 @@ def test_trainer_logs_metrics_and_checkpoint_rebuilds_the_module(tmp_path):
     pl.seed_everything(0, verbose=False)
     crops = FaceCrops(structured_images(16, size=32))
     loader = DataLoader(crops, batch_size=8)
-    module = BetaVAEModule(
-        latent_dim=4, channels=[16, 16, 32], image_size=32, learn_sigma=True, kl_warmup_steps=10, beta=2.0
+    module = module_of(
+        BetaVAEModule,
+        latent_dim=4,
+        channels=[16, 16, 32],
+        image_size=32,
+        learn_sigma=True,
+        kl_warmup_steps=10,
+        beta=2.0,
     )
     trainer = pl.Trainer(
         accelerator="cpu",
@@ -312,7 +319,7 @@ def test_trainer_logs_metrics_and_checkpoint_rebuilds_the_module(tmp_path):
     path = tmp_path / "model.ckpt"
     trainer.save_checkpoint(path)
     restored = BetaVAEModule.load_from_checkpoint(path)
-    assert restored.hparams.channels == [16, 16, 32] and restored.hparams.learn_sigma
+    assert restored.hparams.net["channels"] == [16, 16, 32] and restored.hparams.learn_sigma
     x = to_float_images(crops.images[:2])
     torch.testing.assert_close(restored.reconstruct(x), module.reconstruct(x))
     torch.testing.assert_close(restored.log_sigma, module.log_sigma)
@@ -320,24 +327,26 @@ def test_trainer_logs_metrics_and_checkpoint_rebuilds_the_module(tmp_path):
 
 @pytest.mark.parametrize("mode, shape", [("optimal", ()), ("optimal_per_pixel", (3, 32, 32))])
 def test_optimal_sigma_is_the_batch_mse_in_training_and_kept_for_evaluation(mode, shape):
-    module = BetaVAEModule(latent_dim=4, channels=[16, 16, 32], image_size=32, learn_sigma=mode)
+    module = module_of(BetaVAEModule, latent_dim=4, channels=[16, 16, 32], image_size=32, learn_sigma=mode)
     x = torch.rand(8, 3, 32, 32)
     module.train()
     torch.manual_seed(0)
     x_mean, *_ = module.model(x)
     torch.manual_seed(0)
-    module._loss(x, 1.0, None)
+    module.compute_loss(x, 1.0, None)
     dims = (0, 1, 2, 3) if mode == "optimal" else (0,)
     expected = 0.5 * (x - x_mean.detach()).pow(2).mean(dim=dims).log()
     assert module.log_sigma.shape == shape
     torch.testing.assert_close(module.log_sigma, expected.clamp(min=-6.0))
     kept = module.log_sigma.clone()
     module.eval()
-    module._loss(torch.rand(8, 3, 32, 32), 1.0, None)  # evaluation uses the training value, never its own batch's
+    module.compute_loss(
+        torch.rand(8, 3, 32, 32), 1.0, None
+    )  # evaluation uses the training value, never its own batch's
     torch.testing.assert_close(module.log_sigma, kept)
     assert "log_sigma" in dict(module.named_buffers())
 
 
 def test_an_unknown_sigma_mode_is_refused():
     with pytest.raises(FaceVAEError, match="model.learn_sigma=sometimes"):
-        BetaVAEModule(learn_sigma="sometimes")
+        module_of(BetaVAEModule, learn_sigma="sometimes")

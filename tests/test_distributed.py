@@ -62,6 +62,6 @@ def test_optuna_searches_beta_and_latent_size_and_reports_the_best(demo_clip, tm
     done = run_sweep(sweep, "sweep=optuna", "hydra.sweeper.n_trials=2", *tiny_job_overrides(demo_clip, tmp_path))
     assert done.returncode == 0, done.stderr[-3000:]
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
-    assert set(best["best_params"]) == {"model.beta", "model.latent_dim"}
+    assert set(best["best_params"]) == {"model.beta", "model.net.latent_dim"}
     values = [read_status(sweep / job)["value"] for job in ("0", "1")]
     assert best["best_value"] == pytest.approx(min(values))

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import module_of
 from torch import nn
 
 from facevae.analysis.encoding import decode_latents
@@ -197,7 +198,7 @@ def test_expression_shift_runs_on_the_real_model(tmp_path):
     from facevae.models.lit_beta_vae import BetaVAEModule
 
     torch.manual_seed(0)
-    model = BetaVAEModule(latent_dim=8)
+    model = module_of(BetaVAEModule, latent_dim=8)
     rng = np.random.default_rng(4)
     images = rng.integers(0, 256, size=(3, SIZE, SIZE, 3), dtype=np.uint8)
     target = ShiftTarget(np.ones(8), np.eye(8)[0])

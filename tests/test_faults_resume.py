@@ -156,8 +156,11 @@ def one_epoch(tmp_path_factory, long_clip) -> Path:
 @pytest.mark.parametrize(
     "overrides, words",
     [
-        (["model.latent_dim=8"], ("trained with model.latent_dim=32, not 8", "resume with model.latent_dim=32")),
-        (["model.channels=[16,16,32,32]"], ("model.channels=[32,32,64,64]",)),
+        (
+            ["model.net.latent_dim=8"],
+            ("trained with model.net.latent_dim=32, not 8", "resume with model.net.latent_dim=32"),
+        ),
+        (["model.net.channels=[16,16,32,32]"], ("model.net.channels=[32,32,64,64]",)),
         (["model.learn_sigma=true"], ("model.learn_sigma=false",)),
         (["seed=1"], ("trained with seed=0, not 1",)),
         (["data.batch_size=4"], ("data.batch_size=8",)),
@@ -192,7 +195,7 @@ def test_a_resume_with_a_changed_beta_goes_on_and_says_so(one_epoch, tmp_path, l
 def test_the_command_line_refuses_a_wrong_resume_in_one_line(one_epoch, tmp_path, long_clip):
     paths = paths_under(tmp_path)
     args = [f"ckpt_path={one_epoch}", f"data.video={long_clip}", "data.block_s=1", "data.batch_size=8"]
-    result = run_command("train", *args, "model.latent_dim=8", cwd=tmp_path, timeout=300)
+    result = run_command("train", *args, "model.net.latent_dim=8", cwd=tmp_path, timeout=300)
     assert result.returncode == 2
-    assert_refused(result, "model.latent_dim=32")
+    assert_refused(result, "model.net.latent_dim=32")
     assert_nothing_new(tmp_path, paths)  # not even the run directory

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import module_of
 from hydra import compose, initialize_config_dir
 
 from facevae.analysis.generator_eval import SHARED_MEASURES, sample_measures
@@ -50,7 +51,7 @@ def test_a_wgan_checkpoint_gets_the_sample_measures_and_figures_and_nothing_that
 def test_shared_measures_are_the_ones_the_beta_vae_evaluation_computes_on_its_prior_samples():
     # The same function on a beta-VAE gives the keys its full evaluation writes, from the same prior draws.
     torch.manual_seed(0)
-    model = BetaVAEModule(latent_dim=4).eval()
+    model = module_of(BetaVAEModule, latent_dim=4).eval()
     crops = np.random.default_rng(0).integers(0, 256, (20, 64, 64, 3), dtype=np.uint8)
     measures = sample_measures(model, crops[:12], crops[12:], n_samples=10, seed=3)
     assert set(measures) == set(SHARED_MEASURES)

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import module_of
 
 from facevae.analysis.interpolation import (
     interpolation_figure,
@@ -102,7 +103,7 @@ def test_path_smoothness_of_a_cross_fade_and_of_a_jump():
 
 def test_interpolation_figure_writes_a_readable_png(tmp_path):
     torch.manual_seed(0)
-    model = BetaVAEModule()
+    model = module_of(BetaVAEModule)
     rng = np.random.default_rng(5)
     corners = rng.normal(size=(3, 32))
     crops = rng.integers(0, 256, size=(3, 64, 64, 3), dtype=np.uint8)

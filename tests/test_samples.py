@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import module_of
 
 from facevae.analysis.samples import (
     astronaut_crops,
@@ -27,7 +28,7 @@ def real_crops() -> np.ndarray:
 @pytest.fixture(scope="module")
 def model() -> BetaVAEModule:
     torch.manual_seed(0)
-    return BetaVAEModule()
+    return module_of(BetaVAEModule)
 
 
 def test_face_detection_rate_is_high_on_real_crops(real_crops):

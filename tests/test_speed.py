@@ -9,6 +9,7 @@ import traceback
 import pytest
 import pytorch_lightning as pl
 import torch
+from conftest import module_of
 from test_beta_vae import FaceCrops, batch_of, structured_images
 from torch.utils.data import DataLoader
 
@@ -22,7 +23,7 @@ TINY = {"latent_dim": 4, "channels": [8, 8], "hidden": 16, "image_size": 16}
 
 def tiny_module(**switches) -> BetaVAEModule:
     torch.manual_seed(0)  # the same initial weights for every switch
-    module = BetaVAEModule(**TINY, lr=1e-3, **switches)
+    module = module_of(BetaVAEModule, **TINY, lr=1e-3, **switches)
     module.configure_model()
     return module
 
@@ -62,7 +63,7 @@ def test_compile_settings_are_auto_off_or_a_torch_compile_mode(setting, expected
 
 def test_an_unknown_compile_mode_is_a_one_line_error():
     with pytest.raises(FaceVAEError, match="model.compile=fast: use auto, false or a torch.compile mode"):
-        BetaVAEModule(compile="fast")
+        module_of(BetaVAEModule, compile="fast")
 
 
 def test_auto_compiles_inside_the_captured_step_on_a_gpu_and_stays_eager_on_cpu():
@@ -196,7 +197,7 @@ def dynamo_only(monkeypatch) -> list:
 def test_the_compiled_step_is_one_graph_with_the_eager_loss_and_gradients(eager_step, dynamo_only):
     images, expected = eager_step
     module = tiny_module(compile="reduce-overhead", kl_warmup_steps=10)  # a KL weight passed as a tensor
-    assert module.compile_training_step("cpu") == "reduce-overhead"
+    assert module.train_step.start(module.parameters(), "cpu") == "reduce-overhead"
     module.kl_schedule = lambda: (1.0, None)  # warm-up's weight at step 0 is 0; the eager step's is 1
     assert_same_step(loss_and_grads(module, images), expected, rtol=1e-5)
 
@@ -205,7 +206,7 @@ def test_the_compiled_step_is_one_graph_with_the_eager_loss_and_gradients(eager_
 def test_the_inductor_compiled_step_gives_the_eager_loss_and_gradients(eager_step):
     images, expected = eager_step
     module = tiny_module(compile="default")
-    assert module.compile_training_step("cpu") == "default"
+    assert module.train_step.start(module.parameters(), "cpu") == "default"
     # Inductor draws its own random numbers unless told to use torch's: with them, the noise is eager's.
     with torch._inductor.config.patch(fallback_random=True):
         got = loss_and_grads(module, images)
@@ -214,7 +215,7 @@ def test_the_inductor_compiled_step_gives_the_eager_loss_and_gradients(eager_ste
 
 def test_eager_is_the_default_on_cpu():
     module = tiny_module()
-    assert module.compile_setting == "auto" and module.compile_training_step("cpu") is None
+    assert module.train_step.compile_setting == "auto" and module.train_step.start(module.parameters(), "cpu") is None
 
 
 def fit_a_few_steps(tmp_path, precision: str = "32-true", **switches) -> tuple[pl.Trainer, BetaVAEModule]:
@@ -225,7 +226,7 @@ def fit_a_few_steps(tmp_path, precision: str = "32-true", **switches) -> tuple[p
     assert trainer.global_step == 8
     loss = trainer.callback_metrics["train/loss"]
     assert loss.device.type == "cpu" and torch.isfinite(loss)
-    assert module._compiled_objective is None  # dropped when the fit ends: evaluation runs the eager model
+    assert module.train_step.compiled is None  # dropped when the fit ends: evaluation runs the eager model
     return trainer, module
 
 
@@ -413,11 +414,11 @@ def test_a_nan_is_reported_at_its_step_when_the_steps_are_read(tmp_path):
 
 def test_a_checkpoint_is_refused_while_unread_steps_hold_a_nan():
     module = tiny_module()
-    module._steps.add(3, [torch.tensor(1.0)] * 3)
-    module._steps.add(4, [torch.tensor(float("nan"))] * 3)
+    module.train_step.values.add(3, [torch.tensor(1.0)] * 3)
+    module.train_step.values.add(4, [torch.tensor(float("nan"))] * 3)
     with pytest.raises(FaceVAEError, match="loss is nan at step 4"):
         module.on_save_checkpoint({})
-    assert len(module._steps) == 2  # checked, not consumed: the values are still logged at the next read
+    assert len(module.train_step.values) == 2  # checked, not consumed: the values are still logged at the next read
 
 
 def test_step_values_are_read_in_one_copy_and_emptied():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_train_cfg
+from conftest import make_train_cfg, module_of
 from omegaconf import OmegaConf
 
 from facevae import training
@@ -27,20 +27,20 @@ def _adam_steps(module, batches: list[torch.Tensor]) -> None:
     optimizer = module.configure_optimizers()
     for i, x in enumerate(batches):
         torch.manual_seed(100 + i)
-        out, _ = module._loss(x, *module.kl_schedule())
+        out, _ = module.compute_loss(x, *module.kl_schedule())
         optimizer.zero_grad()
-        module._total(out.loss).backward()
+        module.total(out.loss).backward()
         optimizer.step()
 
 
 @pytest.mark.parametrize("vmap", [True, False], ids=["vectorised", "one-after-another"])
 def test_each_member_trains_as_a_run_of_its_own_would(vmap):
     torch.manual_seed(0)
-    stacked = StackedBetaVAEModule(betas=BETAS, lr=1e-3, vmap=vmap)
+    stacked = module_of(StackedBetaVAEModule, betas=BETAS, lr=1e-3, vmap=vmap)
     singles = []
     for beta in BETAS:
         torch.manual_seed(0)  # the same seed: the same initial weights, as in `train.py -m model.beta=1,4`
-        singles.append(BetaVAEModule(beta=beta, lr=1e-3))
+        singles.append(module_of(BetaVAEModule, beta=beta, lr=1e-3))
     for k, single in enumerate(singles):
         assert all(torch.equal(stacked.member_state(k)[n], v) for n, v in single.state_dict().items())
 
@@ -65,10 +65,10 @@ def test_each_member_trains_as_a_run_of_its_own_would(vmap):
 
 def test_members_losses_are_their_own_beta_objective():
     torch.manual_seed(0)
-    stacked = StackedBetaVAEModule(betas=BETAS)
+    stacked = module_of(StackedBetaVAEModule, betas=BETAS)
     x = torch.rand(4, 3, 64, 64)
     torch.manual_seed(5)
-    out, _ = stacked._loss(x, 1.0, None)
+    out, _ = stacked.compute_loss(x, 1.0, None)
     assert out.loss.shape == (2,) and torch.allclose(out.loss, out.recon + torch.tensor(BETAS) * out.kl)
     assert out.kl_per_dim.shape == (2, 32)
 
@@ -89,7 +89,7 @@ def test_members_losses_are_their_own_beta_objective():
 )
 def test_what_cannot_be_stacked_is_refused_in_one_line(kwargs, message):
     with pytest.raises(FaceVAEError, match=message) as err:
-        StackedBetaVAEModule(**kwargs)
+        module_of(StackedBetaVAEModule, **kwargs)
     assert "\n" not in str(err.value)
 
 
@@ -101,14 +101,14 @@ def test_the_preset_stacks_the_seed_experiments_betas(tmp_path):
 
 
 def test_a_diverging_member_fails_alone_and_the_others_train_on():
-    stacked = StackedBetaVAEModule(betas=[1.0, 4.0, 16.0])
+    stacked = module_of(StackedBetaVAEModule, betas=[1.0, 4.0, 16.0])
     nan = float("nan")
-    stacked._stop_if_non_finite(10, torch.tensor([[1.0, 2.0, 3.0], [1.0, nan, 3.0]]))
+    stacked.check_step_losses(10, torch.tensor([[1.0, 2.0, 3.0], [1.0, nan, 3.0]]))
     assert list(stacked.diverged) == [1] and "beta=4: loss is nan at step 11" in stacked.diverged[1]
-    stacked._stop_if_non_finite(12, torch.tensor([[1.0, nan, 3.0]]))  # already marked: nothing new
+    stacked.check_step_losses(12, torch.tensor([[1.0, nan, 3.0]]))  # already marked: nothing new
     assert list(stacked.diverged) == [1]
     with pytest.raises(FaceVAEError, match="every beta diverged"):
-        stacked._stop_if_non_finite(13, torch.tensor([[nan, nan, float("inf")]]))
+        stacked.check_step_losses(13, torch.tensor([[nan, nan, float("inf")]]))
 
 
 @pytest.fixture(scope="module")

@@ -87,10 +87,12 @@ def test_each_job_is_its_own_finished_wandb_run_grouped_by_sweep_and_tagged(jobl
 
 def test_a_failed_job_is_marked_failed_and_the_sweep_goes_on(demo_clip, tmp_path):
     # A learning rate of 1e30 makes the loss NaN after the first step, inside training: the W&B run exists.
-    done = run_sweep(tmp_path / "sweep", "model.lr=1e30,1e-4", *tiny_job_overrides(demo_clip, tmp_path / "cache"))
+    done = run_sweep(
+        tmp_path / "sweep", "model.optimizer.lr=1e30,1e-4", *tiny_job_overrides(demo_clip, tmp_path / "cache")
+    )
     assert done.returncode == 1  # every job ran, and the exit status still says one failed
     assert "sweep finished: 1 of 2 jobs trained" in done.stdout
-    assert "job 0 (model.lr=1e+30) failed: " in done.stdout
+    assert "job 0 (model.optimizer.lr=1e+30) failed: " in done.stdout
     failed, finished = read_status(tmp_path / "sweep" / "0"), read_status(tmp_path / "sweep" / "1")
     assert failed["status"] == "failed" and "loss is nan" in failed["error"]
     assert not list((tmp_path / "sweep" / "0").glob("checkpoints/*.ckpt"))  # no diverged weights kept
@@ -111,6 +113,7 @@ def test_the_sweep_report_has_one_row_per_job_and_the_plots(joblib_sweep):
     report = evaluate_sweep(evaluate_cfg(f"sweep_dir={joblib_sweep}"))
     table = pd.read_csv(joblib_sweep / "sweep.csv")
     assert list(table["job"]) == [0, 1] and list(table["beta"]) == [1.0, 4.0]
+    assert table["latent_dim"].notna().all()  # read from the config under model.net
     assert table["psnr"].notna().all() and table["kl"].notna().all() and table["recon_nll"].notna().all()
     assert set(table["status"]) == {"finished"}
     md = (joblib_sweep / "sweep.md").read_text()
@@ -170,7 +173,7 @@ def test_sweep_presets_compose_as_multiruns(preset):
         assert params["model.beta"] == "1,2,4,8,16" and params["seed"] == "0,1,2"
     else:
         assert "OptunaSweeper" in cfg.hydra.sweeper._target_
-        assert set(params) == {"model.beta", "model.latent_dim"}
+        assert set(params) == {"model.beta", "model.net.latent_dim"}
 
 
 def test_cluster_launchers_compose(tmp_path):

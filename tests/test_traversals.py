@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import module_of
 
 from facevae.analysis.traversals import row_pixel_change, traversal_figure, traversal_latents
 from facevae.models.lit_beta_vae import BetaVAEModule
@@ -38,7 +39,7 @@ def test_row_pixel_change_known_answers():
 
 def test_traversal_figure_orders_by_kl(tmp_path):
     torch.manual_seed(0)
-    model = BetaVAEModule()
+    model = module_of(BetaVAEModule)
     kl = np.zeros(32)
     kl[[7, 3, 20]] = [0.5, 2.0, 1.0]
     path = tmp_path / "traversals.png"

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
+from conftest import module_of
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -146,7 +147,7 @@ def _adam_steps(optimizer: torch.optim.Optimizer) -> int:
 
 
 def test_the_critic_steps_every_batch_and_the_generator_every_fifth(tmp_path):
-    model = WGANGPModule(latent_dim=8, width=4, image_size=16)
+    model = module_of(WGANGPModule, latent_dim=8, width=4, image_size=16)
     trainer = _fit(model, batches=7, tmp_path=tmp_path, epochs=2)  # 14 batches: the count runs across epochs
     opt_g, opt_c = trainer.optimizers
     assert (_adam_steps(opt_c), _adam_steps(opt_g)) == (14, 2)
@@ -156,7 +157,7 @@ def test_the_critic_steps_every_batch_and_the_generator_every_fifth(tmp_path):
 
 
 def test_a_nan_loss_stops_training_with_a_message(tmp_path):
-    model = WGANGPModule(latent_dim=8, width=4, image_size=16, n_critic=2)
+    model = module_of(WGANGPModule, latent_dim=8, width=4, image_size=16, n_critic=2)
     with torch.no_grad():
         model.critic.net[0].weight.fill_(float("nan"))
     with pytest.raises(FaceVAEError, match="not finite by step"):
@@ -164,11 +165,11 @@ def test_a_nan_loss_stops_training_with_a_message(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "kwargs, words", [({"n_critic": 0}, "n_critic"), ({"lr": 0}, "lr"), ({"adam_betas": [0.0]}, "adam_betas")]
+    "kwargs, words", [({"n_critic": 0}, "n_critic"), ({"lr": 0}, "lr"), ({"adam_betas": [0.0]}, "optimizer.betas")]
 )
 def test_invalid_settings_are_refused(kwargs, words):
     with pytest.raises(FaceVAEError, match=words):
-        WGANGPModule(**kwargs)
+        module_of(WGANGPModule, **kwargs)
 
 
 # --- train.py model=wgan_gp, end to end ---------------------------------------------------------------------
@@ -179,7 +180,7 @@ def test_train_py_writes_a_checkpoint_that_load_run_rebuilds_as_a_wgan(wgan_run)
     # No metric chooses a WGAN checkpoint: the kept one is the latest, and its name says so.
     assert "last.ckpt" in checkpoints and any(name.startswith("latest-") for name in checkpoints)
     run = load_run(wgan_run / "checkpoints" / "last.ckpt")
-    assert isinstance(run.model, WGANGPModule) and run.model.hparams.width == 8
+    assert isinstance(run.model, WGANGPModule) and run.model.hparams.generator["width"] == 8
     assert run.config["model"]["n_critic"] == 5 and run.config["model"]["gp_weight"] == 10.0
     # No metric to choose by: the "best" checkpoint is the latest, and the saved config says so.
     assert run.config["callbacks"]["model_checkpoint"]["monitor"] is None

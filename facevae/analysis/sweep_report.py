@@ -130,11 +130,21 @@ def job_identity(job_dir: Path, label: int | str | None = None) -> dict:
         model = cfg.get("model") or {}
         row["model"] = str(model.get("_target_", "")).rpartition(".")[2]
         row["beta"] = model.get("beta")
-        row["latent_dim"] = model.get("latent_dim")
+        row["latent_dim"] = _latent_dim(model)
         row["seed"] = cfg.get("seed")
     if status["status"] == "failed":
         row["error"] = status.get("error", "")
     return row
+
+
+def _latent_dim(model: dict) -> int | None:
+    """The code size a job's model config names: under its network (model.net, a WGAN's model.generator), or flat
+    as in runs made before the modules took built networks."""
+    for part in ("net", "generator"):
+        node = model.get(part)
+        if node is not None and node.get("latent_dim") is not None:
+            return node.get("latent_dim")
+    return model.get("latent_dim")
 
 
 def collect(sweep_dir: Path, metrics_of: Callable[[Path], dict]) -> pd.DataFrame:

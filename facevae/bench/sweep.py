@@ -99,13 +99,13 @@ def stacked_loop(
     gathered there, the members' losses, backward from their sum, Adam (fused on a GPU); captured as one CUDA graph
     when asked, as model.cuda_graph does."""
     from facevae.bench.training import optimizer_steps
-    from facevae.models import StackedBetaVAEModule
+    from facevae.models import BetaVAE, StackedBetaVAEModule
 
     torch.manual_seed(0)
-    module = StackedBetaVAEModule(betas=[float(b) for b in range(1, k + 1)], vmap=vmap).to(device)
+    module = StackedBetaVAEModule(BetaVAE(), betas=[float(b) for b in range(1, k + 1)], vmap=vmap).to(device)
     data = torch.from_numpy(crops).to(device)
     params = list(module.parameters())
-    images_per_s, _ = optimizer_steps(data, batch, steps, params, module._backward_step, captured)
+    images_per_s, _ = optimizer_steps(data, batch, steps, params, module.train_step.backward_step, captured)
     return images_per_s * k
 
 

@@ -23,7 +23,7 @@ class _EveryNEpochs(pl.Callback):
 
     # A method the model must have for this callback to apply ("encode", "reconstruct"); None: any model. The
     # WGAN has a generator but no encoder, so the callbacks that look at encoded frames skip it.
-    requires: str | None = None
+    needs_encoder = False
     # Each setting's range (all are whole numbers): grids and image counts stay small enough to draw every few epochs.
     limits: dict[str, tuple[int, int | None]] = {"every_n_epochs": (1, None), "seed": (0, 2**32 - 1)}
 
@@ -38,10 +38,10 @@ class _EveryNEpochs(pl.Callback):
         self.applies = True
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        stacked = getattr(pl_module, "stacked", False)  # many models in one: evaluate.py sweep_dir= draws each
-        self.applies = not stacked and (self.requires is None or hasattr(pl_module, self.requires))
+        stacked = pl_module.stacked  # many models in one: evaluate.py sweep_dir= draws each
+        self.applies = not stacked and (pl_module.encodes or not self.needs_encoder)
         if not self.applies and stage == "fit":
-            why = "draws one model, not a stacked sweep's members" if stacked else f"has no {self.requires}()"
+            why = "draws one model, not a stacked sweep's members" if stacked else "has no encoder"
             log.info("%s skipped: %s %s", type(self).__name__, type(pl_module).__name__, why)
 
     def _due(self, trainer: pl.Trainer) -> bool:
@@ -61,7 +61,7 @@ def fixed_val_images(trainer: pl.Trainer, n: int) -> torch.Tensor:
 class ReconstructionGrid(_EveryNEpochs):
     """Rows of 8: val inputs, then their reconstructions (decoder mean at the posterior mean) beneath them."""
 
-    requires = "reconstruct"
+    needs_encoder = True
     limits = {**_EveryNEpochs.limits, "n_images": (1, 256)}
 
     def __init__(self, n_images: int = 16, every_n_epochs: int = 1):
@@ -100,7 +100,7 @@ class PriorSamples(_EveryNEpochs):
         if not self._due(trainer):
             return
         generator = torch.Generator().manual_seed(self.seed)
-        z = torch.randn(self.n_images, pl_module.hparams.latent_dim, generator=generator).to(pl_module.device)
+        z = torch.randn(self.n_images, pl_module.latent_dim, generator=generator).to(pl_module.device)
         log_image(
             trainer,
             "val/prior_samples",

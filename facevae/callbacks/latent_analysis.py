@@ -21,7 +21,7 @@ from facevae.core.tensors import image_grid
 
 
 class LatentAnalysis(_EveryNEpochs):
-    requires = "encode"
+    needs_encoder = True
     # max_frames bounds the encoding and the scores' cost whatever the val set's size; factor_bins as in evaluate.py.
     limits = {
         **_EveryNEpochs.limits,

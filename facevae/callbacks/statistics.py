@@ -20,10 +20,11 @@ MAX_BARS = 64
 class KLPerDimChart(_EveryNEpochs):
     """A bar chart of the last validation epoch's KL per latent dimension, sorted: how many units are in use."""
 
-    requires = "encode"
+    needs_encoder = True
 
     @staticmethod
     def chart(kl: np.ndarray, epoch: int) -> np.ndarray:
+        # matplotlib is heavy and needed only when a chart is drawn; the Agg backend set before pyplot is imported.
         import matplotlib
 
         matplotlib.use("Agg")
@@ -43,9 +44,9 @@ class KLPerDimChart(_EveryNEpochs):
         return figure_to_array(fig)
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        kl = getattr(pl_module, "last_val_kl_per_dim", None)
-        if kl is None or not self._due(trainer):
+        if not self.applies or pl_module.last_val_kl_per_dim is None or not self._due(trainer):
             return
+        kl = pl_module.last_val_kl_per_dim
         log_image(trainer, "val/kl_per_dim", self.chart(kl.numpy(), trainer.current_epoch))
 
 
@@ -62,8 +63,8 @@ class MeanFaceBaseline(pl.Callback):
         self.psnr: float | None = None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not hasattr(pl_module, "reconstruct"):  # a baseline for reconstructions: nothing to set it beside
-            log.info("MeanFaceBaseline skipped: %s has no reconstruct()", type(pl_module).__name__)
+        if not pl_module.encodes:  # a baseline for reconstructions: nothing to set it beside
+            log.info("MeanFaceBaseline skipped: %s has no encoder", type(pl_module).__name__)
             return
         dm = trainer.datamodule
         self.psnr = mean_face_psnr(dm.images("train"), dm.images("val"))

@@ -86,6 +86,10 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+# How long the first view may take to appear before the frames start: Qt's start-up on a busy machine takes seconds.
+WINDOW_START_S = 30.0
+
+
 def live(settings: LiveSettings) -> LiveSummary:
     """Run the live view as `settings` say (see `settings.validate`); returns what the closing lines report."""
     if settings.output is None and not has_display():
@@ -97,7 +101,7 @@ def live(settings: LiveSettings) -> LiveSummary:
     window = Window() if settings.output is None else None
     try:
         run = load_run(settings.ckpt_path, pick_device(settings.device))
-        if not hasattr(run.model, "encode"):
+        if not run.model.encodes:
             raise FaceVAEError(f"{run.path}: the live view needs a model with an encoder (a beta-VAE checkpoint)")
         return _with_threads(run, settings.threads, lambda: _run(settings, source, run, window))
     finally:
@@ -123,6 +127,10 @@ def _run(settings: LiveSettings, source: LiveSource, run: TrainedRun, window: Wi
     encoder = FaceEncoder(run.model, latent_map, params.detector, params.crop, params.align)
     view = LiveView(latent_map, source.name if source.camera else Path(source.name).name)
     writer = ViewWriter(settings.output, source.fps, VIEW_SIZE) if settings.output is not None else None
+    if window is not None and not window.wait_shown(
+        np.zeros((VIEW_SIZE[1], VIEW_SIZE[0], 3), np.uint8), WINDOW_START_S
+    ):
+        log.warning("the window has not answered after %g s: starting anyway", WINDOW_START_S)
     try:
         summary, rows = _loop(source, encoder, view, Screen(window, settings) if window else writer, settings)
         if writer is not None:

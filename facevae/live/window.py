@@ -87,6 +87,19 @@ class Window:
         """End the window process (it closes the window on its way out)."""
         self._child.close()
 
+    def wait_shown(self, image: np.ndarray, timeout_s: float) -> bool:
+        """Show `image` and wait until the window process has shown it (its first answer comes after its first
+        waitKey) or `timeout_s` passed: a file then plays from its first frame in a window the user can see, however
+        long the window system took to start. False when it did not answer in time."""
+        self.show(image)
+        deadline = time.monotonic() + timeout_s
+        while not self._child.answered.wait(0.1):
+            if self._child.ended():
+                raise WindowError(self._child.failure())
+            if time.monotonic() > deadline:
+                return False
+        return True
+
     def _restart(self) -> None:
         if self.restarts == RESTARTS:
             raise WindowError(f"the window stopped answering {RESTARTS + 1} times")
@@ -106,6 +119,7 @@ class _Child:
         self._events: queue.Queue[str] = queue.Queue()
         self._errors: deque[str] = deque(maxlen=20)
         self._heard: float | None = None  # when it last said it was alive; None until it was sent a view
+        self.answered = threading.Event()  # it has said something: its window is up and running
         self._reader = _start(self._read_events, "facevae-window-events")
         _start(self._read_errors, "facevae-window-stderr")
 
@@ -158,6 +172,7 @@ class _Child:
     def _read_events(self) -> None:
         for line in self.process.stdout:
             self._heard = time.monotonic()
+            self.answered.set()
             text = line.decode(errors="replace").strip()
             if text != "alive":
                 self._events.put(text)

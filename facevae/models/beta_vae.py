@@ -16,6 +16,7 @@ The decoder's output is the mean of a Gaussian over pixels; its standard deviati
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -31,14 +32,22 @@ MAX_PARAMETERS = 250_000_000
 MAX_LATENTS = 1024
 
 
-def check_network(latent_dim: int, channels: Sequence[int], hidden: int, image_size: int, members: int = 1) -> None:
-    """The network's settings as the model config names them; image_size is data.size unless set apart."""
+def check_network(
+    latent_dim: int,
+    channels: Sequence[int],
+    hidden: int,
+    image_size: int,
+    members: int = 1,
+    prefix: str = "model.net",
+) -> None:
+    """The network's settings as the model config names them (under `prefix`); image_size is data.size unless set
+    apart."""
     # Two at least: the analyses look at the code in a plane (the smile plot's PCA, the live view's map, the
     # three-point interpolation) and score pairs of latents.
     why = " (every analysis needs two latents; the seed's model has 32)"
-    rules.whole("model.latent_dim", latent_dim, 2, MAX_LATENTS, why=why)
-    channels = rules.whole_list("model.channels", channels, 1, 4096, max_len=8)
-    rules.whole("model.hidden", hidden, lo=1)
+    rules.whole(f"{prefix}.latent_dim", latent_dim, 2, MAX_LATENTS, why=why)
+    channels = rules.whole_list(f"{prefix}.channels", channels, 1, 4096, max_len=8)
+    rules.whole(f"{prefix}.hidden", hidden, lo=1)
     # Each conv halves the side exactly (kernel 4, stride 2, padding 1) and each transposed conv doubles
     # it, so the decoder only lands back on image_size when the encoder never had to round.
     factor = 2 ** len(channels)
@@ -46,12 +55,12 @@ def check_network(latent_dim: int, channels: Sequence[int], hidden: int, image_s
     require(
         isinstance(image_size, int) and image_size >= factor and image_size % factor == 0,
         f"data.size={image_size}: must be a multiple of {factor} for the beta-VAE's {len(channels)} conv layers "
-        f"(model.channels), each halving it; e.g. {nearest}",
+        f"({prefix}.channels), each halving it; e.g. {nearest}",
     )
     n = members * parameter_count(latent_dim, channels, hidden, image_size)
     require(
         n <= MAX_PARAMETERS,
-        f"model.latent_dim={latent_dim}, model.channels={rules.shown(channels)}, model.hidden={hidden}: "
+        f"{prefix}.latent_dim={latent_dim}, {prefix}.channels={rules.shown(channels)}, {prefix}.hidden={hidden}: "
         f"{n:,} weights{f' for {members} members' if members > 1 else ''}, more than the {MAX_PARAMETERS:,} "
         "this tool builds (the seed's model has 783,235)",
     )
@@ -87,6 +96,7 @@ class BetaVAE(nn.Module):
         factor = 2 ** len(channels)
 
         self.latent_dim = latent_dim
+        self.hidden = hidden
         self.image_size = image_size
         self.in_channels = in_channels
         self.channels = channels
@@ -120,6 +130,24 @@ class BetaVAE(nn.Module):
             *deconvs[:-1],
             nn.Sigmoid(),
         )
+
+    @staticmethod
+    def check_settings(values: dict, prefix: str = "model.net") -> None:
+        """The network's values in a config node, before it is built (facevae.validation runs this)."""
+        v = rules.with_defaults(BetaVAE.__init__, values)
+        check_network(v["latent_dim"], v["channels"], v["hidden"], v["image_size"], prefix=prefix)
+        rules.whole(f"{prefix}.in_channels", v["in_channels"], 1, 64)
+
+    def config(self) -> dict[str, Any]:
+        """What builds this network again (hydra.utils.instantiate): the model config's `net` node, plain."""
+        return {
+            "_target_": "facevae.models.BetaVAE",
+            "latent_dim": self.latent_dim,
+            "channels": list(self.channels),
+            "hidden": self.hidden,
+            "image_size": self.image_size,
+            "in_channels": self.in_channels,
+        }
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Images B x C x H x W in [0,1] -> (mu, logvar), each B x latent_dim; logvar is log sigma^2."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import pytorch_lightning as pl
@@ -28,11 +27,20 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 from torchmetrics.image import PeakSignalNoiseRatio
 
+import facevae.models.speed as speed
 from facevae.core import rules
 from facevae.core.errors import FaceVAEError
 from facevae.core.tensors import to_float_images
-from facevae.models import speed
 from facevae.models.beta_vae import BetaVAE, check_network
+from facevae.models.building import (
+    SEED_ADAM,
+    OptimizerFactory,
+    RebuiltFromCheckpoint,
+    adam,
+    build,
+    check_optimizer,
+    optimizer_config,
+)
 from facevae.models.objectives import VAELoss, beta_vae_loss, capacity_at, kl_warmup_weight
 from facevae.models.ssim import SSIM
 
@@ -73,8 +81,9 @@ class KLPerDim(Metric):
         return self.compute().reshape(self.total.shape)
 
 
-class BetaVAEModule(pl.LightningModule):
-    """A beta-VAE with a Gaussian decoder of fixed or learned sigma, trained with Adam.
+class BetaVAEModule(RebuiltFromCheckpoint, pl.LightningModule):
+    """A beta-VAE with a Gaussian decoder of fixed or learned sigma: trains the network `net` it is given (a BetaVAE)
+    with the optimizer `optimizer` makes of its weights (Adam, by default as the seed's).
 
     Batches are dicts {"image": uint8 B x H x W x 3, "index": int64 B}; on_after_batch_transfer adds
     "x": float B x 3 x H x W in [0, 1] on the device. capacity_max (nats) switches to the controlled-capacity
@@ -87,10 +96,26 @@ class BetaVAEModule(pl.LightningModule):
 
     The optimizer is stepped by training_step itself (Lightning's manual optimization): a replayed graph has
     already run the backward that Lightning's automatic loop would run, and the manual loop does less per step.
+    How the step runs (eagerly, compiled, captured) and its device-side values are one component, `train_step`
+    (speed.TrainingStep), which runs `objective` and starts the backward from `total`.
+
+    A variant (StackedBetaVAEModule) overrides these hooks and nothing private: compute_loss (the objective's terms),
+    total, kl_schedule, check_step_losses and check_val_losses (what a non-finite loss does), log_step_values,
+    evaluate_batch and log_kl_per_dim (what is logged, under which names).
+
+    Its hyperparameters are its arguments with `net` and `optimizer` as the config nodes that build them, and
+    `latent_dim` (the network's) beside them, for readers of a model that only need the size of its code.
     """
 
-    # The settings that shape the weights: a checkpoint resumes only into a model built with the same.
-    weight_settings = ("latent_dim", "channels", "hidden", "image_size", "learn_sigma")
+    # What it can do, for callbacks and analyses: encode images, decode codes, and reconstruct.
+    encodes = True
+    # One model (a stacked module holds many).
+    stacked = False
+    # What the configured ModelCheckpoint may choose the best checkpoint by; None where no metric is fit (the WGAN).
+    checkpoint_monitor: str | None = "val/loss"
+    # The settings that shape the weights (paths in its hyperparameters): a checkpoint resumes only into a model
+    # built with the same.
+    weight_settings = ("net.latent_dim", "net.channels", "net.hidden", "net.image_size", "learn_sigma")
     # What a ModelCheckpoint may choose the best checkpoint by, and which way is better.
     checkpoint_metrics = {
         "val/loss": "min",
@@ -101,18 +126,16 @@ class BetaVAEModule(pl.LightningModule):
         "val/ssim": "max",
         "val/active_units": "max",
     }
+    # Keys of its hyperparameters that record, not configure: left out when it is built again.
+    recorded = ("latent_dim",)
 
     def __init__(
         self,
-        latent_dim: int = 32,
-        channels: Sequence[int] = (32, 32, 64, 64),
-        hidden: int = 256,
-        image_size: int = 64,
+        net: BetaVAE,
+        optimizer: OptimizerFactory = SEED_ADAM,
         beta: float = 1.0,
         sigma: float = 0.1,
         learn_sigma: bool | str = False,
-        lr: float = 1e-4,
-        adam_betas: Sequence[float] = (0.9, 0.999),
         kl_warmup_steps: int = 0,
         capacity_max: float | None = None,
         capacity_steps: int = 100_000,
@@ -124,24 +147,20 @@ class BetaVAEModule(pl.LightningModule):
         super().__init__()
         self.automatic_optimization = False  # training_step steps Adam: see the class docstring
         BetaVAEModule.check_settings({k: v for k, v in locals().items() if k not in ("self", "__class__")})
-        # Plain lists, from a YAML ListConfig or a Python tuple: hparams.yaml and checkpoints stay plain.
-        channels = [int(c) for c in channels]
-        adam_betas = [float(b) for b in adam_betas]
-        beta, sigma, lr = float(beta), float(sigma), float(lr)
+        beta, sigma = float(beta), float(sigma)
         capacity_max = None if capacity_max is None else float(capacity_max)
         capacity_gamma = float(capacity_gamma)
-        # Checked now, resolved for the device at fit start.
-        self.compile_setting = speed.compile_setting(compile)
-        self.graph_setting = speed.graph_setting(cuda_graph)
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["net", "optimizer"])
+        self.hparams.update(net=net.config(), optimizer=optimizer_config(optimizer), latent_dim=net.latent_dim)
+        self.make_optimizer = build(self.hparams.optimizer)  # with plain values: the optimizer state saves plain
 
-        self.model = BetaVAE(latent_dim=latent_dim, channels=channels, hidden=hidden, image_size=image_size)
+        self.model = net
         # log sigma, not sigma: a learned scale stays positive without constraints. A buffer when not trained by
         # gradient, so it still follows the module to the device and into the checkpoint; the optimal modes keep
         # the last training batch's value there, which validation, test and evaluation use.
         log_sigma = torch.tensor(math.log(sigma))
         if learn_sigma == "optimal_per_pixel":
-            log_sigma = log_sigma.expand(3, image_size, image_size).clone()
+            log_sigma = log_sigma.expand(3, net.image_size, net.image_size).clone()
         if learn_sigma is True:
             self.log_sigma = nn.Parameter(log_sigma)
         else:
@@ -151,28 +170,38 @@ class BetaVAEModule(pl.LightningModule):
         stages = ("val", "test")
         self.psnr = nn.ModuleDict({s: PeakSignalNoiseRatio(data_range=1.0) for s in stages})
         self.ssim = nn.ModuleDict({s: SSIM(data_range=1.0) for s in stages})
-        self.kl_per_dim = nn.ModuleDict({s: KLPerDim(latent_dim) for s in stages})
+        self.kl_per_dim = nn.ModuleDict({s: KLPerDim(net.latent_dim) for s in stages})
         self.last_val_kl_per_dim: Tensor | None = None
         self.last_test_kl_per_dim: Tensor | None = None
 
-        # The hot path reads nothing from the device: step values wait in _steps, validation losses in _val_losses.
-        self._steps = speed.StepValues(["loss", "recon", "kl", *(["sigma"] if learn_sigma else [])])
+        # How the training step runs (eagerly, compiled, captured) and its values, kept on the device: one component.
+        # The hot path reads nothing from the device: validation losses too wait, in _val_losses.
+        names = ["loss", "recon", "kl", *(["sigma"] if learn_sigma else [])]
+        self.train_step = speed.TrainingStep(self.objective, self.total, names, compile, cuda_graph)
         self._val_losses: list[Tensor] = []
-        self._read_every: int | None = None  # steps between reads inside trainer.fit; None: every step
-        self._compiled_objective = None  # set at fit start when compiling
-        self._captured: speed.CapturedStep | None = None  # set at fit start when capturing
+
+    @property
+    def latent_dim(self) -> int:
+        """The size of the code."""
+        return self.model.latent_dim
 
     @staticmethod
     def check_settings(values: dict, prefix: str = "model") -> None:
-        """Every value of the model config, before anything is built (facevae.validation runs this for each command)."""
+        """Every value of the model config, before anything is built (facevae.validation runs this for each command;
+        the network's own node, when given as one, is checked by its class)."""
         v = rules.with_defaults(BetaVAEModule.__init__, values)
-        check_network(v["latent_dim"], v["channels"], v["hidden"], v["image_size"], v.get("members", 1))
+        net = v.get("net")
+        members = v.get("members", 1)
+        if isinstance(net, dict) and members > 1:  # the stacked model's members together, as the net checks one
+            net = rules.with_defaults(BetaVAE.__init__, {k: x for k, x in net.items() if not k.startswith("_")})
+            check_network(
+                net["latent_dim"], net["channels"], net["hidden"], net["image_size"], members, f"{prefix}.net"
+            )
+        check_optimizer(v["optimizer"], f"{prefix}.optimizer")
         if v["beta"] is not None:  # the stacked model's members take theirs from model.betas
             rules.number(f"{prefix}.beta", v["beta"], lo=0)
         rules.number(f"{prefix}.sigma", v["sigma"], above=0, why=" (the decoder's std on [0, 1] pixels)")
         rules.choice(f"{prefix}.learn_sigma", v["learn_sigma"], SIGMA_MODES)
-        rules.number(f"{prefix}.lr", v["lr"], above=0, why=" (the learning rate)")
-        rules.number_list(f"{prefix}.adam_betas", v["adam_betas"], 2, 0, 1)
         rules.whole(f"{prefix}.kl_warmup_steps", v["kl_warmup_steps"], lo=0, why=" (0 = off)")
         if v["capacity_max"] is not None:
             rules.number(f"{prefix}.capacity_max", v["capacity_max"], lo=0, why=" nats (or null: off)")
@@ -181,6 +210,24 @@ class BetaVAEModule(pl.LightningModule):
         speed.compile_setting(v["compile"])
         speed.graph_setting(v["cuda_graph"])
         rules.flag(f"{prefix}.channels_last", v["channels_last"])
+
+    @classmethod
+    def upgrade_hparams(cls, hparams: dict[str, Any]) -> dict[str, Any]:
+        """Saved hyperparameters in this module's form: those of a checkpoint whose arguments were flat (latent_dim,
+        channels, hidden, image_size, lr, adam_betas beside beta) get their `net` and `optimizer` nodes."""
+        hp = dict(hparams)
+        if "net" in hp:
+            return hp
+        net = {key: hp.pop(key) for key in ("latent_dim", "channels", "hidden", "image_size") if key in hp}
+        optimizer = adam(hp.pop("lr", 1e-4), hp.pop("adam_betas", (0.9, 0.999)))
+        net_config = {"_target_": "facevae.models.BetaVAE", **net}
+        return {"net": net_config, "optimizer": optimizer_config(optimizer), **hp, "latent_dim": net.get("latent_dim")}
+
+    @classmethod
+    def arguments_from_hparams(cls, hparams: dict[str, Any]) -> dict[str, Any]:
+        """Constructor arguments, built, from saved hyperparameters (this module's form or the flat one)."""
+        hp = {k: v for k, v in cls.upgrade_hparams(hparams).items() if k not in cls.recorded}
+        return {**hp, "net": build(hp["net"]), "optimizer": build(hp["optimizer"])}
 
     # --- the objective --------------------------------------------------------------------------------------
 
@@ -196,7 +243,10 @@ class BetaVAEModule(pl.LightningModule):
             return hp.beta * warm, None
         return hp.capacity_gamma * warm, capacity_at(self.global_step, hp.capacity_max, hp.capacity_steps)
 
-    def _loss(self, x: Tensor, weight: float | Tensor, capacity: float | Tensor | None) -> tuple[VAELoss, Tensor]:
+    def compute_loss(
+        self, x: Tensor, weight: float | Tensor, capacity: float | Tensor | None
+    ) -> tuple[VAELoss, Tensor]:
+        """The objective's terms of a batch at this KL weight (and capacity), and the posterior means mu."""
         x_mean, mu, logvar, _ = self.model(x)
         log_sigma = self._decoder_log_sigma(x, x_mean)
         # One weight serves both objectives: beta_vae_loss reads beta without a capacity and gamma with one.
@@ -216,36 +266,17 @@ class BetaVAEModule(pl.LightningModule):
             self.log_sigma.copy_(best.clamp(min=MIN_LOG_SIGMA))
         return self.log_sigma
 
-    def _objective(
+    def objective(
         self, x: Tensor, weight: float | Tensor, capacity: float | Tensor | None
     ) -> tuple[Tensor, Tensor, Tensor]:
         """(loss, recon, kl) of a training batch: the part torch.compile captures, with its backward."""
-        out, _ = self._loss(x, weight, capacity)
+        out, _ = self.compute_loss(x, weight, capacity)
         return out.loss, out.recon.detach(), out.kl.detach()
 
     @staticmethod
-    def _total(loss: Tensor) -> Tensor:
+    def total(loss: Tensor) -> Tensor:
         """What the backward starts from: the loss itself (the stacked model sums its members')."""
         return loss
-
-    def _backward_step(self, x: Tensor, weight: Tensor, capacity: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-        """Forward, loss and backward: what a CapturedStep records."""
-        objective = self._compiled_objective or self._objective
-        loss, recon, kl = objective(x, weight, capacity)
-        self._total(loss).backward()
-        return loss.detach(), recon, kl
-
-    def _train_loss(self, x: Tensor, weight: float, capacity: float | None) -> tuple[Tensor, Tensor, Tensor]:
-        if self._captured is not None:
-            return self._captured(x, weight, capacity)  # forward, loss and backward: one replay
-        if self._compiled_objective is None:
-            return self._objective(x, weight, capacity)
-        # Tensors made on the device, not Python floats: a number that changes every step (KL warm-up, capacity)
-        # would recompile the graph, and torch.tensor(value, device=cuda) would wait for the GPU.
-        weight_t = torch.full((), weight, device=x.device)
-        capacity_t = None if capacity is None else torch.full((), capacity, device=x.device)
-        torch.compiler.cudagraph_mark_step_begin()  # the last step's outputs are done with: CUDA graphs may reuse them
-        return self._compiled_objective(x, weight_t, capacity_t)
 
     # --- Lightning hooks ------------------------------------------------------------------------------------
 
@@ -253,31 +284,23 @@ class BetaVAEModule(pl.LightningModule):
         if self.hparams.channels_last:  # 4-D weights NHWC, to match the NHWC images on_after_batch_transfer makes
             self.model.to(memory_format=torch.channels_last)
 
-    def compile_training_step(self, device_type: str, world_size: int = 1, autocast: bool = False) -> str | None:
-        """Resolve model.compile and model.cuda_graph for this device, compile the training objective (lazily: on
-        its first call) and set up its capture (at the first step); returns the torch.compile mode, or None."""
-        mode = speed.resolve_compile(self.compile_setting, device_type)
-        self._compiled_objective = torch.compile(self._objective, mode=mode) if mode else None
-        captured = speed.resolve_graph(self.graph_setting, device_type, mode, world_size, autocast)
-        self._captured = speed.CapturedStep(self._backward_step, list(self.parameters())) if captured else None
-        return mode
-
     def on_fit_start(self) -> None:
         autocast = "mixed" in str(self.trainer.precision)  # bf16-mixed, 16-mixed
-        mode = self.compile_training_step(self.device.type, self.trainer.world_size, autocast)
-        self._read_every = self.trainer.log_every_n_steps
+        trainer = self.trainer
+        step = self.train_step
+        mode = step.start(self.parameters(), self.device.type, trainer.world_size, autocast, trainer.log_every_n_steps)
         log.info(
             "training step: %s%s on %s, channels_last %s, precision %s; step values read every %d steps",
             f"torch.compile mode={mode}" if mode else "eager",
-            ", captured as one CUDA graph" if self._captured else "",
+            ", captured as one CUDA graph" if step.captured else "",
             self.device.type,
             self.hparams.channels_last,
-            self.trainer.precision,
-            self._read_every,
+            trainer.precision,
+            step.read_every,
         )
 
     def on_fit_end(self) -> None:
-        self._compiled_objective, self._captured, self._read_every = None, None, None
+        self.train_step.stop()
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Convert the uint8 channels-last crops on the device, where it is cheap, not in the loader workers:
@@ -290,9 +313,9 @@ class BetaVAEModule(pl.LightningModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         optimizer = self.optimizers()
         loss = self.training_loss(batch, batch_idx)
-        if self._captured is None:  # a replayed graph has already run its backward
+        if not self.train_step.ran_backward:  # a replayed graph has already run its backward
             optimizer.zero_grad(set_to_none=True)
-            self.manual_backward(self._total(loss))
+            self.manual_backward(self.total(loss))
         optimizer.step()
 
     def training_loss(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
@@ -300,38 +323,37 @@ class BetaVAEModule(pl.LightningModule):
         step with its backward already run; its values are kept (and read, logged and checked every N steps)."""
         x = batch["x"]
         weight, capacity = self.kl_schedule()
-        loss, recon, kl = self._train_loss(x, weight, capacity)
+        loss, recon, kl = self.train_step(x, weight, capacity)
         sigma = [self.log_sigma.detach().exp().mean()] if self.hparams.learn_sigma else []
-        self._steps.add(self.global_step, [loss, recon, kl, *sigma])
+        self.train_step.values.add(self.global_step, [loss, recon, kl, *sigma])
         if self._read_due(batch_idx):
-            self._log_steps(weight, capacity, x.shape)
+            self.log_step_values(weight, capacity, x.shape)
         return loss
 
     def _read_due(self, batch_idx: int) -> bool:
         """Whether this step reads the step values: at Lightning's logging steps, at an epoch's last batch (so the
         NaN check and the logged values are current before validation and checkpoints), and at every step outside
         trainer.fit."""
-        if self._read_every is None:
+        if self.train_step.read_every is None:
             return True
-        trainer = self.trainer
-        logging_step = self._read_every > 0 and (self.global_step + 1) % self._read_every == 0
-        return logging_step or batch_idx + 1 >= trainer.num_training_batches or trainer.should_stop
+        last_batch = batch_idx + 1 >= self.trainer.num_training_batches or self.trainer.should_stop
+        return self.train_step.read_due(self.global_step, last_batch)
 
-    def _log_steps(self, weight: float, capacity: float | None, shape: torch.Size) -> None:
+    def log_step_values(self, weight: float, capacity: float | None, shape: torch.Size) -> None:
         """Read the steps since the last read from the device (the one wait), stop on a NaN, log their means.
 
         Everything logged is a CPU tensor, so neither Lightning's progress-bar values (converted after every batch)
         nor its loggers touch the device again."""
-        first, values = self._steps.read()
-        self._stop_if_non_finite(first, values[:, 0])
-        mean = dict(zip(self._steps.names, values.mean(dim=0), strict=True))
+        first, values = self.train_step.values.read()
+        self.check_step_losses(first, values[:, 0])
+        mean = dict(zip(self.train_step.values.names, values.mean(dim=0), strict=True))
         n, c, h, w = shape
         self.log("train/loss", mean["loss"], prog_bar=True, on_step=True, on_epoch=False, batch_size=n)
         logged = {
             "train/recon": mean["recon"],
             "train/kl": mean["kl"],
             "train/beta": torch.tensor(weight),
-            "train/beta_norm": torch.tensor(weight * self.hparams.latent_dim / (c * h * w)),
+            "train/beta_norm": torch.tensor(weight * self.latent_dim / (c * h * w)),
         }
         if capacity is not None:
             logged["train/capacity"] = torch.tensor(capacity)
@@ -339,8 +361,9 @@ class BetaVAEModule(pl.LightningModule):
             logged["train/sigma"] = mean["sigma"]
         self.log_dict(logged, on_step=True, on_epoch=False, batch_size=n)
 
-    def _stop_if_non_finite(self, first_step: int, losses: Tensor) -> None:
-        # A NaN poisons every weight at the next step: stop, naming the step, before it reaches a checkpoint.
+    def check_step_losses(self, first_step: int, losses: Tensor) -> None:
+        """Stop at a non-finite training loss among steps first_step, first_step + 1, ...: a NaN poisons every weight
+        at the next step, so the run stops, naming the step, before it reaches a checkpoint."""
         bad = speed.first_non_finite(first_step, losses)
         if bad is not None:
             step, value = bad
@@ -352,31 +375,32 @@ class BetaVAEModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Steps not yet read may hold a NaN: a checkpoint written now (every_n_train_steps, mid-epoch validation)
         # must not carry their weights.
-        if len(self._steps):
-            self._stop_if_non_finite(self._steps.first_step, self._steps.peek()[:, 0])
+        values = self.train_step.values
+        if len(values):
+            self.check_step_losses(values.first_step, values.peek()[:, 0])
 
     def on_validation_epoch_start(self) -> None:
         self._val_losses = []
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
-        out = self._evaluate(batch["x"], "val")
+        out = self.evaluate_batch(batch["x"], "val")
         self._val_losses.append(out.loss.detach())
         if self._last_val_batch(batch_idx, dataloader_idx):
-            self._stop_if_val_diverged()
+            self.check_val_losses()
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch["x"], "test")
+        self.evaluate_batch(batch["x"], "test")
 
     def _last_val_batch(self, batch_idx: int, dataloader_idx: int) -> bool:
-        if self._read_every is None:  # outside trainer.fit: check every batch
+        if self.train_step.read_every is None:  # outside trainer.fit: check every batch
             return True
         trainer = self.trainer
         batches = trainer.num_sanity_val_batches if trainer.sanity_checking else trainer.num_val_batches
         return batch_idx + 1 >= batches[dataloader_idx]
 
-    def _stop_if_val_diverged(self) -> None:
-        # Read once per validation, at its last batch: before the epoch-end callbacks draw from diverged weights
-        # and before a checkpoint is written.
+    def check_val_losses(self) -> None:
+        """Stop at a non-finite validation loss. Read once per validation, at its last batch: before the epoch-end
+        callbacks draw from diverged weights and before a checkpoint is written."""
         losses = torch.stack(self._val_losses).cpu()
         bad = speed.first_non_finite(0, losses)
         if bad is not None:
@@ -385,9 +409,10 @@ class BetaVAEModule(pl.LightningModule):
                 "stopping — the last good checkpoint is kept"
             )
 
-    def _evaluate(self, x: Tensor, stage: str) -> VAELoss:
-        # The same objective as training at this step, so val/loss and train/loss compare.
-        out, mu = self._loss(x, *self.kl_schedule())
+    def evaluate_batch(self, x: Tensor, stage: str) -> VAELoss:
+        """Log a validation or test batch's losses and image quality; the objective is training's at this step, so
+        val/loss and train/loss compare."""
+        out, mu = self.compute_loss(x, *self.kl_schedule())
         n = x.shape[0]
         log = {f"{stage}/loss": out.loss, f"{stage}/recon": out.recon, f"{stage}/kl": out.kl}
         # The beta=1 bound: unlike the loss, it compares runs of different beta (what a sweeper optimises).
@@ -403,16 +428,17 @@ class BetaVAEModule(pl.LightningModule):
         return out
 
     def on_validation_epoch_end(self) -> None:
-        self.last_val_kl_per_dim = self._log_kl_per_dim("val")
+        self.last_val_kl_per_dim = self.log_kl_per_dim("val")
 
     def on_test_epoch_end(self) -> None:
-        self.last_test_kl_per_dim = self._log_kl_per_dim("test")
+        self.last_test_kl_per_dim = self.log_kl_per_dim("test")
 
-    def _log_kl_per_dim(self, stage: str) -> Tensor:
+    def log_kl_per_dim(self, stage: str) -> Tensor:
+        """Log each latent's mean KL over the epoch and the active latents; returns the KLs, on the CPU."""
         metric = self.kl_per_dim[stage]
         kl = metric.per_dim()  # already reduced over DDP processes: the same on every rank
         metric.reset()
-        width = max(2, len(str(self.hparams.latent_dim - 1)))
+        width = max(2, len(str(self.latent_dim - 1)))
         # sync_dist only tells Lightning these are whole-run values; averaging equal values changes nothing.
         self.log_dict({f"{stage}/kl_dim/{i:0{width}d}": v for i, v in enumerate(kl)}, sync_dist=True)
         self.log(f"{stage}/active_units_kl", (kl > ACTIVE_KL_NATS).sum().float(), sync_dist=True)
@@ -421,10 +447,7 @@ class BetaVAEModule(pl.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         # On a GPU, Adam's fused kernel updates every weight in one launch instead of several per step; the same
         # arithmetic. (Lightning moves the module to its device before asking for the optimizer.)
-        fused = self.device.type == "cuda"
-        return torch.optim.Adam(
-            self.parameters(), lr=self.hparams.lr, betas=tuple(self.hparams.adam_betas), fused=fused
-        )
+        return self.make_optimizer(self.parameters(), fused=self.device.type == "cuda")
 
     # --- for evaluation and callbacks -----------------------------------------------------------------------
 
@@ -447,5 +470,5 @@ class BetaVAEModule(pl.LightningModule):
         """n decoder-mean images from z ~ N(0, I). The noise is drawn on the generator's device (so a CPU
         generator gives the same faces on any device), then moved to the model's."""
         device = generator.device if generator is not None else self.device
-        z = torch.randn(n, self.hparams.latent_dim, generator=generator, device=device)
+        z = torch.randn(n, self.latent_dim, generator=generator, device=device)
         return self.model.decode(z.to(self.device))

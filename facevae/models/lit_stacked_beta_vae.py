@@ -1,8 +1,10 @@
 """StackedBetaVAEModule: a beta sweep as one LightningModule, each beta a member of a StackedBetaVAE.
 
 `python train.py sweep=beta_stacked` trains model.betas side by side in one process. The training step, its compile
-and CUDA-graph capture, the device-side step values and the NaN checks are BetaVAEModule's; what changes is that the
-objective has one value per member and the backward starts from their sum. The members share no weight, so each
+and CUDA-graph capture and the device-side step values are BetaVAEModule's (its `train_step`); this module overrides
+its documented hooks: the objective has one value per member (compute_loss), the backward starts from their sum
+(total), a non-finite loss marks its member diverged (check_step_losses, check_val_losses), and each member's values
+are logged under its prefix. The members share no weight, so each
 one's gradient is its own loss's, and Adam's update is elementwise: each member trains as a run of its own would.
 
 Every value is logged under the member's prefix (`member2/val/loss`); facevae.members gives each member its own
@@ -21,9 +23,11 @@ from torch import Tensor, nn
 from torch.func import vmap
 from torchmetrics.image import PeakSignalNoiseRatio
 
+import facevae.models.speed as speed
 from facevae.core import rules
 from facevae.core.errors import FaceVAEError, require
-from facevae.models import speed
+from facevae.models.beta_vae import BetaVAE
+from facevae.models.building import SEED_ADAM, OptimizerFactory, plain
 from facevae.models.lit_beta_vae import ACTIVE_KL_NATS, BetaVAEModule, KLPerDim
 from facevae.models.objectives import VAELoss, beta_vae_loss, kl_warmup_weight
 from facevae.models.ssim import SSIM
@@ -57,20 +61,22 @@ class StackedBetaVAEModule(BetaVAEModule):
 
     def __init__(
         self,
+        net: BetaVAE,
+        optimizer: OptimizerFactory = SEED_ADAM,
         betas: Sequence[float] = (1.0, 2.0, 4.0, 8.0, 16.0),
         beta: float | None = None,
         vmap: bool | str = "auto",
         **kwargs: Any,
     ):
-        self.check_settings({"betas": betas, "beta": beta, "vmap": vmap, **kwargs})
+        self.check_settings({"net": net, "optimizer": optimizer, "betas": betas, "beta": beta, "vmap": vmap, **kwargs})
         betas = [float(b) for b in betas]
-        # Plain lists, not Hydra's ListConfig, in hparams.yaml and checkpoints (a checkpoint must load weights_only).
-        kwargs = {k: list(v) if isinstance(v, Sequence) and not isinstance(v, str) else v for k, v in kwargs.items()}
-        super().__init__(**kwargs)
+        super().__init__(net, optimizer, **kwargs)
+        # Plain values, not Hydra's ListConfig, in hparams.yaml and checkpoints (a checkpoint must load weights_only).
+        self.hparams.update(betas=betas, **{k: plain(v) for k, v in kwargs.items()})
         del self.hparams["beta"]  # each member's is in betas
-        k, latent_dim = len(betas), self.hparams.latent_dim
-        # Every member starts from the weights a run of its own would start from at this seed.
-        self.model = StackedBetaVAE(self.model, k, vmap=vmap)
+        k, latent_dim = len(betas), net.latent_dim
+        # Every member starts from the weights a run of its own would start from at this seed: `net`'s.
+        self.model = StackedBetaVAE(net, k, vmap=vmap)
         self.register_buffer("betas", torch.tensor(betas), persistent=False)
         stages = ("val", "test")
         self.psnr = nn.ModuleDict(
@@ -113,7 +119,7 @@ class StackedBetaVAEModule(BetaVAEModule):
         return list(self.hparams.betas)
 
     def member_hparams(self, k: int) -> dict[str, Any]:
-        """Member k's arguments to BetaVAEModule: what a run of its own would have been given."""
+        """Member k's hyperparameters as a BetaVAEModule: what a run of its own would have been given and recorded."""
         hp = {key: value for key, value in self.hparams.items() if key not in ("betas", "vmap")}
         return {**hp, "beta": self.members[k]}
 
@@ -132,7 +138,7 @@ class StackedBetaVAEModule(BetaVAEModule):
         """(the KL warm-up factor, no capacity): each member's KL weight is its beta times this factor."""
         return kl_warmup_weight(self.global_step, self.hparams.kl_warmup_steps), None
 
-    def _loss(self, x: Tensor, weight: float | Tensor, capacity: None) -> tuple[VAELoss, Tensor]:
+    def compute_loss(self, x: Tensor, weight: float | Tensor, capacity: None) -> tuple[VAELoss, Tensor]:
         x_mean, mu, logvar, _ = self.model(x)
         loss = vmap(_member_loss, in_dims=(None, 0, 0, 0, None, 0))(
             x, x_mean, mu, logvar, self.log_sigma, self.betas * weight
@@ -140,17 +146,17 @@ class StackedBetaVAEModule(BetaVAEModule):
         return VAELoss(*loss), mu
 
     @staticmethod
-    def _total(loss: Tensor) -> Tensor:
+    def total(loss: Tensor) -> Tensor:
         return loss.sum()  # the members share no weight: each one's gradient is its own loss's
 
     # --- a member that diverges fails alone, as a sweep's job would ------------------------------------------
 
-    def _stop_if_non_finite(self, first_step: int, losses: Tensor) -> None:
+    def check_step_losses(self, first_step: int, losses: Tensor) -> None:
         """losses: steps x members. A member with a non-finite loss is marked diverged; the others train on."""
         epoch = self.current_epoch
         self._mark_diverged(losses, lambda s, v: f"loss is {v} at step {first_step + s} (epoch {epoch})")
 
-    def _stop_if_val_diverged(self) -> None:
+    def check_val_losses(self) -> None:
         losses = torch.stack(self._val_losses).cpu()  # batches x members
         epoch = self.current_epoch
         self._mark_diverged(losses, lambda s, v: f"validation loss is {v} at epoch {epoch}: the weights diverged")
@@ -178,9 +184,9 @@ class StackedBetaVAEModule(BetaVAEModule):
 
     # --- logging, per member --------------------------------------------------------------------------------
 
-    def _log_steps(self, weight: float, capacity: None, shape: torch.Size) -> None:
-        first, values = self._steps.read()  # steps x (loss, recon, kl) x members
-        self._stop_if_non_finite(first, values[:, 0])
+    def log_step_values(self, weight: float, capacity: None, shape: torch.Size) -> None:
+        first, values = self.train_step.values.read()  # steps x (loss, recon, kl) x members
+        self.check_step_losses(first, values[:, 0])
         mean = values.mean(dim=0)
         n, c, h, w = shape
         for k, beta in enumerate(self.members):
@@ -190,12 +196,12 @@ class StackedBetaVAEModule(BetaVAEModule):
                 f"{p}train/recon": mean[1, k],
                 f"{p}train/kl": mean[2, k],
                 f"{p}train/beta": torch.tensor(beta * weight),
-                f"{p}train/beta_norm": torch.tensor(beta * weight * self.hparams.latent_dim / (c * h * w)),
+                f"{p}train/beta_norm": torch.tensor(beta * weight * self.latent_dim / (c * h * w)),
             }
             self.log_dict(logged, on_step=True, on_epoch=False, batch_size=n)
 
-    def _evaluate(self, x: Tensor, stage: str) -> VAELoss:
-        out, mu = self._loss(x, *self.kl_schedule())
+    def evaluate_batch(self, x: Tensor, stage: str) -> VAELoss:
+        out, mu = self.compute_loss(x, *self.kl_schedule())
         x_hat = self.model.decode(mu).clamp(0.0, 1.0)
         n = x.shape[0]
         for k in range(len(self.members)):
@@ -211,11 +217,11 @@ class StackedBetaVAEModule(BetaVAEModule):
         self.kl_per_dim[stage].update(out.kl_per_dim, n)
         return out
 
-    def _log_kl_per_dim(self, stage: str) -> Tensor:
+    def log_kl_per_dim(self, stage: str) -> Tensor:
         metric = self.kl_per_dim[stage]
         kl = metric.per_dim()  # members x latent_dim
         metric.reset()
-        width = max(2, len(str(self.hparams.latent_dim - 1)))
+        width = max(2, len(str(self.latent_dim - 1)))
         for k in range(len(self.members)):
             p = f"{member_prefix(k)}{stage}"
             self.log_dict({f"{p}/kl_dim/{i:0{width}d}": v for i, v in enumerate(kl[k])}, sync_dist=True)

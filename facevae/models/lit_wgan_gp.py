@@ -22,7 +22,6 @@ module says `checkpoint_monitor = None` and training keeps the latest checkpoint
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import pytorch_lightning as pl
@@ -30,58 +29,120 @@ import torch
 from torch import Tensor
 
 from facevae.core import rules
-from facevae.core.errors import FaceVAEError
+from facevae.core.errors import FaceVAEError, require
 from facevae.core.tensors import to_float_images
-from facevae.models.wgan_gp import Critic, Generator, check_networks, gradient_penalty
+from facevae.models.building import (
+    WGAN_ADAM,
+    OptimizerFactory,
+    RebuiltFromCheckpoint,
+    adam,
+    build,
+    check_optimizer,
+    optimizer_config,
+)
+from facevae.models.wgan_gp import Critic, Generator, gradient_penalty
 
 
-class WGANGPModule(pl.LightningModule):
-    """A WGAN-GP on face crops. Batches are dicts {"image": uint8 B x H x W x 3, "index": int64 B}, as the
-    beta-VAE's; on_after_batch_transfer adds "x": float B x 3 x H x W in [-1, 1], the critic's range.
+class WGANGPModule(RebuiltFromCheckpoint, pl.LightningModule):
+    """A WGAN-GP on face crops: trains the `generator` and `critic` it is given, each with its own optimizer that
+    `optimizer` makes (Adam, by default as Gulrajani et al.'s). Batches are dicts {"image": uint8 B x H x W x 3,
+    "index": int64 B}, as the beta-VAE's; on_after_batch_transfer adds "x": float B x 3 x H x W in [-1, 1], the
+    critic's range.
 
     For callbacks and analyses it offers what the beta-VAE offers of a generative model: `decode(z)` (the
-    generator, images in [0, 1]), `sample(n)` and `hparams.latent_dim`, and no `encode` or `reconstruct`.
+    generator, images in [0, 1]), `sample(n)` and `latent_dim`, and no `encode` or `reconstruct` (`encodes` is
+    False). Its hyperparameters are its arguments with the networks and the optimizer as the config nodes that
+    build them, and `latent_dim` beside them.
     """
 
+    encodes = False  # a generator only: no encoder, no reconstructions
+    stacked = False
     # No validation metric fit to choose checkpoints by: see the module docstring.
     checkpoint_monitor: str | None = None
-    # The settings that shape the weights: a checkpoint resumes only into a model built with the same.
-    weight_settings = ("latent_dim", "width", "image_size", "critic_layer_norm")
+    # The settings that shape the weights (paths in its hyperparameters): a checkpoint resumes only into a model
+    # built with the same.
+    weight_settings = (
+        "generator.latent_dim",
+        "generator.width",
+        "generator.image_size",
+        "critic.width",
+        "critic.image_size",
+        "critic.layer_norm",
+    )
+    recorded = ("latent_dim",)  # kept in its hyperparameters for readers; not an argument
 
     def __init__(
         self,
-        latent_dim: int = 32,
-        width: int = 64,
-        image_size: int = 64,
-        critic_layer_norm: bool = False,
+        generator: Generator,
+        critic: Critic,
+        optimizer: OptimizerFactory = WGAN_ADAM,
         n_critic: int = 5,
         gp_weight: float = 10.0,
-        lr: float = 1e-4,
-        adam_betas: Sequence[float] = (0.0, 0.9),
     ) -> None:
         super().__init__()
         WGANGPModule.check_settings({k: v for k, v in locals().items() if k not in ("self", "__class__")})
-        adam_betas = [float(b) for b in adam_betas]  # a plain list from a YAML ListConfig: hparams stay plain
-        gp_weight, lr = float(gp_weight), float(lr)
-        self.save_hyperparameters()
+        gp_weight = float(gp_weight)
+        self.save_hyperparameters(ignore=["generator", "critic", "optimizer"])
+        self.hparams.update(
+            generator=generator.config(),
+            critic=critic.config(),
+            optimizer=optimizer_config(optimizer),
+            latent_dim=generator.latent_dim,
+        )
         self.automatic_optimization = False  # two networks, stepped n_critic : 1
+        self.make_optimizer = build(self.hparams.optimizer)  # with plain values: the optimizer state saves plain
 
-        self.generator = Generator(latent_dim, width, image_size)
-        self.critic = Critic(width, image_size, critic_layer_norm)
+        self.generator = generator
+        self.critic = critic
         self.critic_steps = 0  # decides when the generator steps; saved in checkpoints so a resumed run keeps time
         # Whether every loss since the last check was finite: a tensor, so checking costs a sync only at the check.
         self._finite: Tensor | None = None
 
+    @property
+    def latent_dim(self) -> int:
+        """The size of the generator's input."""
+        return self.generator.latent_dim
+
     @staticmethod
     def check_settings(values: dict, prefix: str = "model") -> None:
-        """Every value of the model config, before anything is built (facevae.validation runs this for each command)."""
+        """Every value of the model config, before anything is built (facevae.validation runs this for each command;
+        the networks' nodes are checked by their classes)."""
         v = rules.with_defaults(WGANGPModule.__init__, values)
-        check_networks(v["latent_dim"], v["width"], v["image_size"])
-        rules.flag(f"{prefix}.critic_layer_norm", v["critic_layer_norm"])
+        generator, critic = v.get("generator"), v.get("critic")
+        if isinstance(generator, dict) and isinstance(critic, dict):
+            require(
+                generator.get("image_size") == critic.get("image_size"),
+                f"{prefix}.critic.image_size={critic.get('image_size')}, {prefix}.generator.image_size="
+                f"{generator.get('image_size')}: the critic judges the generator's images, so both take data.size",
+            )
+        check_optimizer(v["optimizer"], f"{prefix}.optimizer")
         rules.whole(f"{prefix}.n_critic", v["n_critic"], 1, 100, why=" critic steps per generator step")
         rules.number(f"{prefix}.gp_weight", v["gp_weight"], lo=0)
-        rules.number(f"{prefix}.lr", v["lr"], above=0, why=" (the learning rate)")
-        rules.number_list(f"{prefix}.adam_betas", v["adam_betas"], 2, 0, 1)
+
+    @classmethod
+    def upgrade_hparams(cls, hparams: dict[str, Any]) -> dict[str, Any]:
+        """Saved hyperparameters in this module's form: those of a checkpoint whose arguments were flat (latent_dim,
+        width, image_size, critic_layer_norm, lr, adam_betas) get their generator, critic and optimizer nodes."""
+        hp = dict(hparams)
+        if "generator" in hp:
+            return hp
+        latent_dim, width, size = hp.pop("latent_dim", 32), hp.pop("width", 64), hp.pop("image_size", 64)
+        generator = {
+            "_target_": "facevae.models.Generator",
+            "latent_dim": latent_dim,
+            "width": width,
+            "image_size": size,
+        }
+        layer_norm = hp.pop("critic_layer_norm", False)
+        critic = {"_target_": "facevae.models.Critic", "width": width, "image_size": size, "layer_norm": layer_norm}
+        optimizer = optimizer_config(adam(hp.pop("lr", 1e-4), hp.pop("adam_betas", (0.0, 0.9))))
+        return {"generator": generator, "critic": critic, "optimizer": optimizer, **hp, "latent_dim": latent_dim}
+
+    @classmethod
+    def arguments_from_hparams(cls, hparams: dict[str, Any]) -> dict[str, Any]:
+        """Constructor arguments, built, from saved hyperparameters (this module's form or the flat one)."""
+        hp = {k: v for k, v in cls.upgrade_hparams(hparams).items() if k not in cls.recorded}
+        return {**hp, **{key: build(hp[key]) for key in ("generator", "critic", "optimizer")}}
 
     # --- the generator, as the beta-VAE's decoder is used -----------------------------------------------------
 
@@ -94,11 +155,11 @@ class WGANGPModule(pl.LightningModule):
         """n generated images from z ~ N(0, I), in [0, 1]. The noise is drawn on the torch generator's device (a
         CPU one gives the same faces on any device), then moved to the model's."""
         device = generator.device if generator is not None else self.device
-        z = torch.randn(n, self.hparams.latent_dim, generator=generator, device=device)
+        z = torch.randn(n, self.latent_dim, generator=generator, device=device)
         return self.decode(z.to(self.device))
 
     def _noise(self, n: int) -> Tensor:
-        return torch.randn(n, self.hparams.latent_dim, device=self.device)
+        return torch.randn(n, self.latent_dim, device=self.device)
 
     # --- training ---------------------------------------------------------------------------------------------
 
@@ -177,14 +238,9 @@ class WGANGPModule(pl.LightningModule):
     def _estimate(self, real: Tensor, batch_idx: int, stage: str) -> None:
         # The same z for a batch every epoch, so the estimate moves with the networks only, not with the noise.
         seeded = torch.Generator().manual_seed(batch_idx)
-        z = torch.randn(real.shape[0], self.hparams.latent_dim, generator=seeded).to(self.device)
+        z = torch.randn(real.shape[0], self.latent_dim, generator=seeded).to(self.device)
         estimate = self.critic(real).mean() - self.critic(self.generator(z)).mean()
         self.log(f"{stage}/wasserstein", estimate, on_step=False, on_epoch=True, batch_size=len(real), sync_dist=True)
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        hp = self.hparams
-        betas = tuple(hp.adam_betas)
-        return [
-            torch.optim.Adam(self.generator.parameters(), lr=hp.lr, betas=betas),
-            torch.optim.Adam(self.critic.parameters(), lr=hp.lr, betas=betas),
-        ]
+        return [self.make_optimizer(self.generator.parameters()), self.make_optimizer(self.critic.parameters())]

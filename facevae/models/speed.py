@@ -74,7 +74,7 @@ def find_compiler(device_type: str) -> str | None:
     """The compiler torch.compile's inductor would use on this device: C++ for CPU kernels (what inductor itself
     searches for), a C compiler for Triton's GPU launchers. None when there is none."""
     if device_type == "cpu":
-        try:
+        try:  # inductor is imported only here: it is heavy, and needed only when a fit compiles on CPU
             from torch._inductor.cpp_builder import get_cpp_compiler
 
             return get_cpp_compiler()
@@ -229,6 +229,88 @@ class CapturedStep:
     def _clear_grads(self) -> None:
         for p in self.params:
             p.grad = None
+
+
+class TrainingStep:
+    """The speed machinery of a training step as one component: how forward, loss and backward run (eagerly,
+    compiled by torch.compile, or captured as one CUDA graph and replayed), and the step values they leave on the
+    device (StepValues), read once every N steps.
+
+    A LightningModule gives it `objective(x, weight, capacity) -> (loss, recon, kl)`, the part torch.compile
+    compiles, and `total(loss)`, what the backward starts from (the loss, or a stacked model's sum of its members');
+    it calls `start` when a fit starts, the step itself every batch, and `stop` when the fit ends. Nothing else of
+    the module knows how the step runs.
+    """
+
+    def __init__(
+        self,
+        objective: Callable[[Tensor, float | Tensor, float | Tensor | None], tuple[Tensor, Tensor, Tensor]],
+        total: Callable[[Tensor], Tensor],
+        names: Sequence[str],
+        compile: str | bool | None = "auto",
+        cuda_graph: str | bool | None = "auto",
+    ) -> None:
+        self.objective, self.total = objective, total
+        # Checked now, resolved for the device at fit start.
+        self.compile_setting = compile_setting(compile)
+        self.graph_setting = graph_setting(cuda_graph)
+        self.values = StepValues(names)
+        self.read_every: int | None = None  # steps between reads inside trainer.fit; None: every step
+        self.compiled: Callable | None = None  # set at fit start when compiling
+        self.captured: CapturedStep | None = None  # set at fit start when capturing
+
+    def start(
+        self,
+        params: Sequence[Tensor],
+        device_type: str,
+        world_size: int = 1,
+        autocast: bool = False,
+        read_every: int | None = None,
+    ) -> str | None:
+        """Resolve the compile and capture settings for this device, compile the objective (lazily: on its first
+        call) and set up its capture (at the first step); returns the torch.compile mode, or None."""
+        mode = resolve_compile(self.compile_setting, device_type)
+        self.compiled = torch.compile(self.objective, mode=mode) if mode else None
+        capture = resolve_graph(self.graph_setting, device_type, mode, world_size, autocast)
+        self.captured = CapturedStep(self.backward_step, list(params)) if capture else None
+        self.read_every = read_every
+        return mode
+
+    def stop(self) -> None:
+        """Back to the eager objective, read at every step: what evaluation outside a fit runs."""
+        self.compiled, self.captured, self.read_every = None, None, None
+
+    @property
+    def ran_backward(self) -> bool:
+        """Whether a step has already run its own backward (a replayed graph holds it)."""
+        return self.captured is not None
+
+    def backward_step(self, x: Tensor, weight: Tensor, capacity: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """Forward, loss and backward: what a CapturedStep records."""
+        loss, recon, kl = (self.compiled or self.objective)(x, weight, capacity)
+        self.total(loss).backward()
+        return loss.detach(), recon, kl
+
+    def __call__(self, x: Tensor, weight: float, capacity: float | None) -> tuple[Tensor, Tensor, Tensor]:
+        """(loss, recon, kl) of a training batch: ready for backward, or with the backward run (ran_backward)."""
+        if self.captured is not None:
+            return self.captured(x, weight, capacity)  # forward, loss and backward: one replay
+        if self.compiled is None:
+            return self.objective(x, weight, capacity)
+        # Tensors made on the device, not Python floats: a number that changes every step (KL warm-up, capacity)
+        # would recompile the graph, and torch.tensor(value, device=cuda) would wait for the GPU.
+        weight_t = torch.full((), weight, device=x.device)
+        capacity_t = None if capacity is None else torch.full((), capacity, device=x.device)
+        torch.compiler.cudagraph_mark_step_begin()  # the last step's outputs are done with: CUDA graphs may reuse them
+        return self.compiled(x, weight_t, capacity_t)
+
+    def read_due(self, global_step: int, last_batch: bool) -> bool:
+        """Whether this step reads the step values: at the logging steps, at an epoch's last batch (`last_batch`, so
+        the NaN check and the logged values are current before validation and checkpoints), and at every step
+        outside trainer.fit."""
+        if self.read_every is None:
+            return True
+        return (self.read_every > 0 and (global_step + 1) % self.read_every == 0) or last_batch
 
 
 def _uncached_autocast(device_type: str) -> contextlib.AbstractContextManager:

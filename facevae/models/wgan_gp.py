@@ -22,6 +22,8 @@ implementations and of tanh; the LightningModule maps the crops' [0, 1] in and t
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -41,17 +43,18 @@ def _levels(image_size: int) -> int:
     return levels
 
 
-def check_networks(latent_dim: int, width: int, image_size: int) -> None:
-    """The generator's and critic's settings as the model config names them; image_size is data.size."""
-    rules.whole("model.latent_dim", latent_dim, lo=1)
-    rules.whole("model.width", width, 1, 1024)
+def check_networks(latent_dim: int, width: int, image_size: int, prefix: str = "model.generator") -> None:
+    """A generator's or critic's settings as the model config names them (under `prefix`); image_size is
+    data.size."""
+    rules.whole(f"{prefix}.latent_dim", latent_dim, lo=1)
+    rules.whole(f"{prefix}.width", width, 1, 1024)
     levels = _levels(image_size)
     # Both networks' convolutions, counted without building them: the widest layer holds width * 2**(levels-1).
     top = width * 2 ** (levels - 1)
     n = latent_dim * top * 16 + sum(16 * c * c // 2 for c in (width * 2**i for i in range(1, levels)))
     require(
         2 * n <= MAX_PARAMETERS,
-        f"model.width={width}, model.latent_dim={latent_dim}: about {2 * n:,} weights, more than the "
+        f"{prefix}.width={width}, {prefix}.latent_dim={latent_dim}: about {2 * n:,} weights, more than the "
         f"{MAX_PARAMETERS:,} this tool builds",
     )
 
@@ -74,7 +77,7 @@ class Generator(nn.Module):
         super().__init__()
         check_networks(latent_dim, width, image_size)
         levels = _levels(image_size)
-        self.latent_dim = latent_dim
+        self.latent_dim, self.width, self.image_size = latent_dim, width, image_size
         # Channels halve as the side doubles: 8w at 4x4, w at image_size / 2 (for 64x64).
         channels = [width * 2 ** (levels - 1 - i) for i in range(levels)]
         # The first transposed conv turns z, seen as a 1x1 image, into the 4x4 map; no bias before batch norm.
@@ -90,6 +93,21 @@ class Generator(nn.Module):
         self.net = nn.Sequential(*layers)
         self.apply(dcgan_init)
 
+    @staticmethod
+    def check_settings(values: dict, prefix: str = "model.generator") -> None:
+        """The generator's values in a config node, before it is built (facevae.validation runs this)."""
+        v = rules.with_defaults(Generator.__init__, values)
+        check_networks(v["latent_dim"], v["width"], v["image_size"], prefix)
+
+    def config(self) -> dict[str, Any]:
+        """What builds this network again (hydra.utils.instantiate): the model config's `generator` node."""
+        return {
+            "_target_": "facevae.models.Generator",
+            "latent_dim": self.latent_dim,
+            "width": self.width,
+            "image_size": self.image_size,
+        }
+
     def forward(self, z: Tensor) -> Tensor:
         return self.net(z[:, :, None, None])
 
@@ -99,8 +117,9 @@ class Critic(nn.Module):
 
     def __init__(self, width: int = 64, image_size: int = 64, layer_norm: bool = False) -> None:
         super().__init__()
-        check_networks(1, width, image_size)
+        check_networks(1, width, image_size, prefix="model.critic")
         levels = _levels(image_size)
+        self.width, self.image_size, self.layer_norm = width, image_size, layer_norm
         channels = [width * 2**i for i in range(levels)]  # w at image_size / 2, 8w at 4x4 (for 64x64)
         layers: list[nn.Module] = []
         for i, (c_in, c_out) in enumerate(zip((3, *channels[:-1]), channels, strict=True)):
@@ -112,6 +131,22 @@ class Critic(nn.Module):
         layers += [nn.Conv2d(channels[-1], 1, 4, stride=1, padding=0), nn.Flatten(0)]
         self.net = nn.Sequential(*layers)
         self.apply(dcgan_init)
+
+    @staticmethod
+    def check_settings(values: dict, prefix: str = "model.critic") -> None:
+        """The critic's values in a config node, before it is built (facevae.validation runs this)."""
+        v = rules.with_defaults(Critic.__init__, values)
+        check_networks(1, v["width"], v["image_size"], prefix)
+        rules.flag(f"{prefix}.layer_norm", v["layer_norm"])
+
+    def config(self) -> dict[str, Any]:
+        """What builds this network again (hydra.utils.instantiate): the model config's `critic` node."""
+        return {
+            "_target_": "facevae.models.Critic",
+            "width": self.width,
+            "image_size": self.image_size,
+            "layer_norm": self.layer_norm,
+        }
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
