@@ -116,7 +116,16 @@ def _fit_and_test(
     datamodule: pl.LightningDataModule,
     ckpt_path: str | None,
 ) -> dict[str, float]:
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SystemExit:
+        # Lightning meets Ctrl-C with its own shutdown and exit(1); said as every other command says it, with the
+        # checkpoints it kept to resume from.
+        if trainer.interrupted:
+            last = getattr(trainer.checkpoint_callback, "last_model_path", "") or "none yet"
+            log.info("interrupted at step %d; the last checkpoint: %s", trainer.global_step, last)
+            raise KeyboardInterrupt from None
+        raise
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     best = _best_checkpoint(trainer)
     if not best and not trainer.fast_dev_run and not model.stacked:

@@ -96,3 +96,24 @@ def test_a_kill_during_training_leaves_only_whole_checkpoints(long_clip, tmp_pat
     assert checkpoints
     for path in checkpoints:
         read_checkpoint(path)  # whole: its zip checksums hold
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_training_is_one_line_and_keeps_whole_checkpoints(long_clip, tmp_path):
+    from conftest import tiny_overrides
+
+    run = tmp_path / "run"
+    overrides = [*tiny_overrides(long_clip, tmp_path / "cache"), "logger=none", "trainer.max_epochs=300"]
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, *ENTRY_POINTS["train"], *overrides, f"hydra.run.dir={run}"]
+    process = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    last = run / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline and not last.is_file():
+        time.sleep(0.05)
+    assert process.poll() is None, "ended before the interrupt"
+    process.send_signal(signal.SIGINT)  # what Ctrl-C in a terminal sends
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130 and err.strip() == "interrupted", f"{process.returncode}\n{err[-3000:]}"
+    assert "interrupted at step" in out and "last.ckpt" in out  # the log says where to resume from
+    read_checkpoint(last)  # whole: it loads
