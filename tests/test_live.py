@@ -241,6 +241,10 @@ class ScriptedWindow:
     def show(self, image: np.ndarray) -> None:
         self.shown.append(image.copy())
 
+    def wait_shown(self, image: np.ndarray, timeout_s: float) -> bool:
+        self.waited_with = image  # the blank view a real window shows before the first frame
+        return True
+
     def keys(self) -> list[int]:
         step = next(self.script, None)
         if step == "close":
@@ -275,6 +279,7 @@ def test_in_a_window_s_saves_the_view_shown_r_clears_the_trail_and_q_quits(
     summary = live(live_cfg(checkpoint, demo_clip, f"snapshot_dir={tmp_path / 'shots'}"))
     assert summary.frames == 5 and [v.shape for v in window.shown] == [(VIEW_SIZE[1], VIEW_SIZE[0], 3)] * 5
     assert trail_lengths == [1, 2, 3, 1, 2] and window.ended
+    assert window.waited_with.shape == window.shown[0].shape  # the frames started once the window was up
     snapshots = list((tmp_path / "shots").glob("live-*-000000.png"))
     assert len(snapshots) == 1 and str(snapshots[0]) in capsys.readouterr().out
     np.testing.assert_array_equal(cv2.imread(str(snapshots[0])), window.shown[0])  # the view as it was shown

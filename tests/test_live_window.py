@@ -269,3 +269,16 @@ def test_a_window_that_answers_is_kept(monkeypatch):
     started = time.monotonic()
     window.close()
     assert window._child.process.returncode == 0 and time.monotonic() - started < 3  # it ended with its input
+
+
+def test_the_first_frame_waits_for_a_window_that_answers_and_not_for_one_that_never_does(monkeypatch):
+    view = np.zeros((8, 8, 3), np.uint8)
+    monkeypatch.setattr(window_module, "COMMAND", [sys.executable, "-c", ALIVE])
+    window = Window()
+    assert window.wait_shown(view, timeout_s=30)
+    window.close()
+    monkeypatch.setattr(window_module, "COMMAND", [sys.executable, "-c", SILENT])
+    window = Window()
+    started = time.monotonic()
+    assert not window.wait_shown(view, timeout_s=1.0) and time.monotonic() - started < 5
+    window.close()
