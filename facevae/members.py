@@ -278,7 +278,7 @@ class MemberCheckpoints(pl.Callback):
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         for k, (_, path) in self.best.items():
             if Path(path).is_file():
-                state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+                state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
                 pl_module.load_member(k, state)
 
     def save(self, trainer: pl.Trainer, member: Member, path: Path, epoch: int | None = None) -> None:

@@ -350,6 +350,7 @@ BOUNDARY = [
     ("train", ["data.batch_size=0"], {}, "data.batch_size=0"),
     ("train", [], {"WANDB_MODE": "online", "WANDB_API_KEY": ""}, "WANDB_MODE=offline"),
     ("train", ["model.betaa=4"], {}, "+model.betaa=4"),  # Hydra's own refusals, in one line too
+    ("train", ["model.latent_dim=16"], {}, "model.net.latent_dim"),  # a setting that moved says where to
     ("prepare", ["data.size=63"], {}, "data.size=63"),
     ("evaluate", ["ckpt_path=given.ckpt", "n_samples=0"], {}, "n_samples=0"),
     ("live", ["ckpt_path=given.ckpt", "source=-1", "output=view.mp4"], {}, "source=-1"),

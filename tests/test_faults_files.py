@@ -18,6 +18,7 @@ from faults import (
     assert_unchanged,
     read_only,
     read_only_unavailable,
+    run_command,
     run_commands,
     tree_state,
 )
@@ -181,3 +182,26 @@ def test_prepare_refuses_a_bad_folder_or_path_in_one_line(folder_cases, name, wo
 def test_bad_folders_leave_every_file_as_it_was_and_no_cache(folder_cases):
     assert folder_cases["unchanged"] is None, folder_cases["unchanged"]
     assert not [p for p in folder_cases["files"] if p.parts[0].startswith("c")]  # no cache folder made
+
+
+def test_a_checkpoint_that_holds_code_is_refused_without_running_it(tmp_path):
+    import torch
+
+    marker = tmp_path / "ran"
+    torch.save({"state_dict": RunsCode(str(marker))}, tmp_path / "crafted.ckpt")
+    before = tree_state(tmp_path)
+    for command in ("evaluate", "train"):
+        result = run_command(command, "ckpt_path=crafted.ckpt", cwd=tmp_path)
+        assert_refused(result, "crafted.ckpt", "could run code")
+        assert not marker.exists()
+    assert_unchanged(before)
+
+
+class RunsCode:
+    """What a crafted pickle holds: an object whose unpickling calls a function of the attacker's choice."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))

@@ -6,6 +6,7 @@ frame ranges, the crop cache's key and source, the model's class and the trainin
 
 from __future__ import annotations
 
+import pickle
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -67,10 +68,17 @@ def read_checkpoint(path: Path | str) -> dict:
         raise FaceVAEError(f"{path}: {'not a regular file' if path.exists() else 'no such checkpoint'}")
     try:
         _check_zip(path)
-        # weights_only=False: our own checkpoints carry plain dicts of config beside the tensors.
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        # weights_only=True: our own checkpoints carry plain dicts of config beside the tensors.
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except FaceVAEError:
         raise
+    except pickle.UnpicklingError as err:
+        if "GLOBAL" not in str(err):  # torch names the function or class a pickle would have called
+            raise FaceVAEError(f"{path}: not a readable checkpoint (UnpicklingError: {one_line(err)})") from None
+        raise FaceVAEError(
+            f"{path}: not a checkpoint train.py wrote: it holds objects other than tensors and plain values, and "
+            "loading those could run code, so it is not opened"
+        ) from None
     except Exception as err:  # noqa: BLE001 - whatever unpickling a foreign or damaged file raises
         raise FaceVAEError(f"{path}: not a readable checkpoint ({type(err).__name__}: {one_line(err)})") from None
     meta = ckpt.get(CHECKPOINT_KEY) if isinstance(ckpt, dict) else None

@@ -2,6 +2,7 @@
 call this Python in the commands the entry points suggest, and a check Hydra runs before it writes a run folder."""
 
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -75,8 +76,29 @@ def check_command_line(config_name: str, args: list[str] | None = None) -> None:
         text = str(err)
         if text.startswith("Ambiguous value"):  # a sweep's values: Hydra's multirun (a sweep= preset) decides
             return
-        print(f"error: {_one_line(text)}", file=sys.stderr)
+        print(f"error: {_moved_key(text) or _one_line(text)}", file=sys.stderr)
         sys.exit(2)
+
+
+# Settings of the networks and the optimizer live in the nodes that build them (model.net, model.generator,
+# model.optimizer); a command line written for the flat model config is told where each went.
+MOVED = {
+    "latent_dim": "model.net.latent_dim (the WGAN's: model.generator.latent_dim)",
+    "channels": "model.net.channels",
+    "hidden": "model.net.hidden",
+    "image_size": "model.net.image_size",
+    "lr": "model.optimizer.lr",
+    "adam_betas": "model.optimizer.betas",
+    "width": "model.generator.width",
+}
+
+
+def _moved_key(text: str) -> str | None:
+    """For Hydra's refusal of `model.<key>=` where <key> moved into a node of its own: where it is now."""
+    found = re.match(r"Could not override 'model\.(\w+)'", text)
+    if found is None or found.group(1) not in MOVED:
+        return None
+    return f"model.{found.group(1)}: now {MOVED[found.group(1)]}, the node that builds it"
 
 
 def _one_line(text: str) -> str:

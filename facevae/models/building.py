@@ -98,8 +98,8 @@ class RebuiltFromCheckpoint:
     ) -> Any:
         """The module a checkpoint holds: built from its hyperparameters (`kwargs` win), its weights loaded, on
         `map_location` (a device) or the CPU."""
-        # weights_only=False: our own checkpoints carry plain dicts of config beside the tensors.
-        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+        # weights_only=True: our own checkpoints carry plain dicts of config beside the tensors.
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
         arguments = cls.arguments_from_hparams(dict(checkpoint.get("hyper_parameters") or {}))
         model = cls(**{**arguments, **kwargs})
         model.on_load_checkpoint(checkpoint)
