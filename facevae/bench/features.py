@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from facevae.bench.machine import describe_machine
+from facevae.bench.training import demo_datamodule
 from facevae.metrics import degraded, features
 from facevae.metrics.frechet import frechet_distance
 from facevae.metrics.prdc import prdc
@@ -20,15 +21,7 @@ from facevae.metrics.prdc import prdc
 
 def demo_split(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
     """(training crops, test crops) of the data train.py would use, with its default split."""
-    from facevae.data.datamodule import FaceCropDataModule
-
-    settings = {"progress": False}
-    if args.video:
-        settings["video"] = str(args.video)
-    if args.cache_dir:
-        settings["cache_dir"] = str(args.cache_dir)
-    dm = FaceCropDataModule(**settings)
-    dm.setup("fit")
+    dm = demo_datamodule(args)
     return np.asarray(dm.images("train")), np.asarray(dm.images("test"))
 
 

@@ -146,8 +146,9 @@ def print_profile(fit: FitTiming) -> None:
 # -- the data -------------------------------------------------------------------------------------------------------
 
 
-def training_crops(args: argparse.Namespace) -> np.ndarray:
-    """The crops train.py would train on (the demo's by default; extracted first when missing)."""
+def demo_datamodule(args: argparse.Namespace):
+    """The datamodule train.py would use, set up for fitting: the demo's by default (`--video`, `--cache-dir` choose
+    another), its crops extracted first when missing."""
     from facevae.data.datamodule import FaceCropDataModule
 
     settings = {"progress": False}
@@ -157,7 +158,12 @@ def training_crops(args: argparse.Namespace) -> np.ndarray:
         settings["cache_dir"] = str(args.cache_dir)
     dm = FaceCropDataModule(**settings)
     dm.setup("fit")
-    return dm.data.crops
+    return dm
+
+
+def training_crops(args: argparse.Namespace) -> np.ndarray:
+    """The crops train.py would train on."""
+    return demo_datamodule(args).data.crops
 
 
 # -- (a) and (b): the bare step -------------------------------------------------------------------------------------
