@@ -18,7 +18,6 @@ import logging
 import math
 import netrc
 import os
-import sys
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -40,7 +39,7 @@ from pytorch_lightning.loggers import WandbLogger
 from facevae.core import rules
 from facevae.core.checkpoint import checkpoint_in
 from facevae.core.device import check_device
-from facevae.core.errors import FaceVAEError, require, user_error
+from facevae.core.errors import FaceVAEError, exit_if_user_error, require
 from facevae.data import split
 from facevae.data.extract import check_source
 from facevae.data.video import probe_video
@@ -569,8 +568,5 @@ class ConfigCheck(Callback):
         try:
             check(job)
         except Exception as err:
-            cause = user_error(err)
-            if cause is None:
-                raise
-            print(f"error: {cause}", file=sys.stderr)
-            sys.exit(2)
+            exit_if_user_error(err)
+            raise

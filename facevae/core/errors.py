@@ -41,13 +41,19 @@ def exit_on_error(fn: Callable[..., T]) -> Callable[..., T]:
             print("interrupted", file=sys.stderr)
             sys.exit(130)
         except Exception as err:
-            cause = user_error(err)
-            if cause is None:
-                raise
-            print(f"error: {cause}", file=sys.stderr)
-            sys.exit(2)
+            exit_if_user_error(err)
+            raise
 
     return wrapper
+
+
+def exit_if_user_error(err: BaseException) -> None:
+    """For an error of the user's input (see `user_error`): its `error:` line on stderr and exit status 2. Any
+    other error returns, for the caller to re-raise."""
+    cause = user_error(err)
+    if cause is not None:
+        print(f"error: {cause}", file=sys.stderr)
+        sys.exit(2)
 
 
 def user_error(err: BaseException | None) -> FaceVAEError | None:
