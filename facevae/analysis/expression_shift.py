@@ -541,7 +541,10 @@ PATH_STYLES = {"centroid": ("o-", "tab:orange"), "normal": ("s-", "tab:blue"), "
 def _path_title(result: dict, kind: str) -> str:
     suffix = SUFFIX[kind]
     progress = result.get(f"shift_smile_progress{suffix}")
-    way = f", {100 * progress:.0f}% of the way to real smiles" if progress is not None else ""
+    of_real = result.get(f"shift_smile_progress_of_real{suffix}")
+    # shift_smile_progress is measured between reconstructions (start to smiling); the real crops are farther.
+    way = f", {100 * progress:.0f}% of the way to reconstructed smiles" if progress is not None else ""
+    way += f" ({100 * of_real:.0f}% to real ones)" if of_real is not None else ""
     return (
         f"{PATH_TITLES[kind]}\nlength {result['shift_path_length'][kind]:.2f}; smile score "
         f"{result[f'shift_smile_gain{suffix}']:+.2f}{way}"
