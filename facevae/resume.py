@@ -44,7 +44,10 @@ def check_resumable(ckpt_path: str | None, cfg: DictConfig) -> None:
 
 
 def _finite_weights(ckpt: dict, ckpt_path: str) -> None:
-    """Weights that diverged would train an epoch of NaN before the loss check stopped the run."""
+    """Weights that diverged would train an epoch of NaN before the loss check stopped the run. A stacked run's
+    checkpoint names its diverged members itself: they stay frozen on resume while the others train on."""
+    if ckpt.get("diverged"):
+        return
     broken = nonfinite_weights(ckpt["state_dict"])
     if broken:
         raise FaceVAEError(
