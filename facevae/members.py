@@ -293,7 +293,7 @@ class MemberCheckpoints(pl.Callback):
             "hyper_parameters": model.member_hparams(member.index),
             CHECKPOINT_KEY: checkpoint_metadata(trainer, member.config, model_class, wandb_run(member_loggers)),
         }
-        save_torch(checkpoint, path, setting="or give hydra.run.dir= a folder on another disk")
+        save_torch(checkpoint, path, setting="hydra.run.dir")
         self.saved_step = trainer.global_step
 
     def state_dict(self) -> dict[str, Any]:

@@ -51,6 +51,7 @@ def test_a_full_disk_while_checkpointing_leaves_no_truncated_checkpoint(long_cli
         ]
         (result,) = run_commands("train", [overrides], cwd=tmp_path)
         assert_refused(result, FULL, "hydra.run.dir=")
+        assert result.stderr.rstrip().endswith("run again, or give hydra.run.dir= a folder on another disk")
         names = [p.name for p in (run / "checkpoints").iterdir()]
         assert names == ["best-epoch000.ckpt"], names  # no last.ckpt, whole or partial
         read_checkpoint(run / "checkpoints" / "best-epoch000.ckpt")

@@ -124,4 +124,4 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None or "://" in str(path):  # a remote store: fsspec's own transaction
             super().save_checkpoint(checkpoint, path, storage_options)
             return
-        save_torch(checkpoint, Path(path), setting="or give hydra.run.dir= a folder on another disk")
+        save_torch(checkpoint, Path(path), setting="hydra.run.dir")
