@@ -14,7 +14,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from facevae.analysis.compare import compare, markdown_table
+from facevae.evaluation.compare import compare, markdown_table
 from facevae.core.config import check_command_line
 from facevae.core.errors import exit_on_error
 from facevae.evaluation import evaluate, evaluate_sweep, summary_lines
