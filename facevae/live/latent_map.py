@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from sklearn.decomposition import PCA
 
 from facevae.core.checkpoint import TrainedRun
 from facevae.core.errors import FaceVAEError
@@ -130,8 +131,6 @@ def latent_map_from(mu: np.ndarray, method: str, smile: np.ndarray | None = None
 
 
 def _principal_axes(mu: np.ndarray, n: int) -> tuple[np.ndarray, list[str]]:
-    from sklearn.decomposition import PCA
-
     pca = PCA(n_components=min(n, *mu.shape), random_state=0).fit(mu)
     names = [f"PC{i + 1} ({100 * r:.0f}% of variance)" for i, r in enumerate(pca.explained_variance_ratio_)]
     return pca.components_, names
