@@ -166,9 +166,7 @@ def load_run(path: Path | str, device: str | torch.device = "cpu") -> TrainedRun
         raise FaceVAEError(
             f"{path}: the model inside cannot be rebuilt ({type(err).__name__}: {one_line(err)})"
         ) from None
-    broken = [
-        name for name, value in model.state_dict().items() if value.is_floating_point() and not value.isfinite().all()
-    ]
+    broken = nonfinite_weights(model.state_dict())
     if broken:
         raise FaceVAEError(
             f"{path}: {len(broken)} weight tensors hold NaN or infinite values (first: {broken[0]}): training "
