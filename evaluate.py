@@ -14,10 +14,10 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from facevae.analysis.compare import compare, markdown_table
 from facevae.core.config import check_command_line
 from facevae.core.errors import exit_on_error
 from facevae.evaluation import evaluate, evaluate_sweep, summary_lines
+from facevae.evaluation.compare import compare, markdown_table
 from facevae.validation import check_config
 
 

@@ -141,10 +141,10 @@ def _drive(spec_file: str, results_file: str) -> None:
 # What the driver imports before it forks: the slow imports of each entry point.
 PRELOAD = {
     "train": ["facevae.training", "facevae.sweeps", "hydra"],
-    "evaluate": ["facevae.evaluation", "facevae.analysis.compare", "hydra"],
+    "evaluate": ["facevae.evaluation", "facevae.evaluation.compare", "hydra"],
     # Not the modules `-m` runs: runpy warns (on stderr) when one was imported before it runs as __main__.
     "prepare": ["facevae.data.datamodule", "facevae.core.config", "hydra"],
-    "live": ["facevae.analysis.checkpoint", "cv2"],
+    "live": ["facevae.core.checkpoint", "cv2"],
 }
 
 

@@ -16,7 +16,7 @@ import torch
 from conftest import make_train_cfg, module_of
 from omegaconf import open_dict
 
-from facevae.analysis.checkpoint import load_run
+from facevae.core.checkpoint import load_run
 from facevae.core.errors import FaceVAEError
 from facevae.core.tensors import to_float_images
 from facevae.models import BetaVAE, BetaVAEModule, StackedBetaVAEModule, WGANGPModule

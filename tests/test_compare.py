@@ -11,11 +11,11 @@ from conftest import make_train_cfg
 from hydra import compose, initialize_config_dir
 
 from facevae import training
-from facevae.analysis.compare import compare
-from facevae.analysis.generator_eval import SHARED_MEASURES
 from facevae.core.errors import user_error
 from facevae.core.outputs import MANIFEST
 from facevae.evaluation import evaluate
+from facevae.evaluation.compare import compare
+from facevae.evaluation.generator import SHARED_MEASURES
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,8 +16,9 @@ import torch
 import yaml
 from test_sweeps import run_sweep, tiny_job_overrides, wandb_runs
 
-from facevae.analysis.checkpoint import datamodule_for, load_run
+from facevae.core.checkpoint import load_run
 from facevae.data.datamodule import EpochBatches
+from facevae.data.from_checkpoint import datamodule_for
 from facevae.sweeps import read_status
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,9 @@ from conftest import make_train_cfg
 from hydra import compose, initialize_config_dir
 
 from facevae import training
+from facevae.core.checkpoint import load_run
 from facevae.core.errors import user_error
+from facevae.data.from_checkpoint import datamodule_for
 from facevae.evaluation import FIGURES, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,9 +110,8 @@ def test_the_fitted_sampler_is_saved_beside_the_metrics(evaluated):
 
 
 def test_sample_scores_are_deterministic_for_a_seed_and_follow_the_chosen_sampler(checkpoint):
-    from facevae.analysis.checkpoint import datamodule_for, load_run
-    from facevae.analysis.encoding import decode_latents, encode_images
-    from facevae.analysis.sampler_eval import evaluate_samplers
+    from facevae.evaluation.samplers import evaluate_samplers
+    from facevae.models.inference import decode_latents, encode_images
 
     run = load_run(checkpoint)
     dm = datamodule_for(run)
@@ -271,9 +272,9 @@ def test_the_command_line_prints_the_output_dir_last_and_fails_in_one_line(check
 def test_evaluation_psnr_is_the_psnr_train_py_logs_for_the_same_frames(checkpoint):
     from torchmetrics.image import PeakSignalNoiseRatio
 
-    from facevae.analysis.checkpoint import datamodule_for, load_run
-    from facevae.analysis.reconstruction import reconstruction_metrics
     from facevae.core.tensors import to_float_images
+    from facevae.metrics.reconstruction import reconstruction_scores
+    from facevae.models.inference import reconstruction_terms
 
     run = load_run(checkpoint)
     test = datamodule_for(run).images("test")
@@ -282,6 +283,75 @@ def test_evaluation_psnr_is_the_psnr_train_py_logs_for_the_same_frames(checkpoin
         x = to_float_images(torch.from_numpy(np.array(test[start : start + 7])))
         with torch.no_grad():
             logged.update(run.model.reconstruct(x).clamp(0, 1), x)
-    ours = reconstruction_metrics(run.model, test)
+    ours = reconstruction_scores(reconstruction_terms(run.model, test)).metrics()
     assert ours["psnr"] == pytest.approx(float(logged.compute()), abs=1e-3)
     assert ours["psnr_frame_mean"] != pytest.approx(ours["psnr"], abs=1e-3)  # the other number has its own name
+
+
+def mean_brightness(ev, scale: float = 1.0) -> dict:
+    """A user's own analysis, named by `_target_` from the command line: a number of the test frames."""
+    return {"mean_test_brightness": scale * float(ev.test.mean())}
+
+
+def test_one_analysis_alone_runs_and_writes_only_its_figure(checkpoint, tmp_path):
+    metrics, out = evaluate(eval_cfg(f"ckpt_path={checkpoint}", f"output_dir={tmp_path}", "analysis=[traversals]"))
+    assert "traversal_pixel_change" in metrics and "psnr" not in metrics and "sample_face_rate" not in metrics
+    assert {p.name for p in out.glob("*.png")} == {"traversals.png"}
+
+
+def test_an_analysis_left_out_is_not_run_and_the_others_do_without_it(checkpoint, tmp_path):
+    """Traversals order the latents by the reconstruction's KL; without it, by the same KL of the test codes."""
+    cfg = eval_cfg(
+        f"ckpt_path={checkpoint}",
+        f"output_dir={tmp_path}",
+        "analysis=[reconstruction,traversals]",
+        "~analysis.reconstruction",
+    )
+    metrics, out = evaluate(cfg)
+    assert "psnr" not in metrics and not (out / "reconstruction.png").exists()
+    both, _ = evaluate(
+        eval_cfg(f"ckpt_path={checkpoint}", f"output_dir={tmp_path / 'b'}", "analysis=[reconstruction,traversals]")
+    )
+    assert metrics["order"] == both["order"]
+    np.testing.assert_allclose(metrics["traversal_kl"], both["traversal_kl"], rtol=1e-4)
+
+
+def test_a_users_own_analysis_runs_with_its_settings(checkpoint, tmp_path):
+    cfg = eval_cfg(
+        f"ckpt_path={checkpoint}",
+        f"output_dir={tmp_path}",
+        "analysis=[traversals]",
+        "+analysis.mine._target_=test_evaluate.mean_brightness",
+        "+analysis.mine.scale=2",
+    )
+    metrics, out = evaluate(cfg)
+    test = datamodule_for(load_run(checkpoint)).images("test")
+    assert metrics["mean_test_brightness"] == pytest.approx(2 * float(test.mean()))
+    assert json.loads((out / "metrics.json").read_text())["mean_test_brightness"] == metrics["mean_test_brightness"]
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("+analysis.mine._target_=no.such.analysis", "analysis.mine._target_=no.such.analysis"),
+        ("+analysis.mine._target_=test_evaluate.mean_brightness", None),
+        ("analysis.traversals.rows=0", "analysis.traversals.rows=0"),
+        ("+analysis.traversals.colour=red", "colour"),
+    ],
+)
+def test_a_bad_analysis_is_refused_in_one_line_before_any_work(checkpoint, tmp_path, override, named):
+    extra = ["+analysis.mine.bogus=1"] if named is None else []
+    cfg = eval_cfg(f"ckpt_path={checkpoint}", f"output_dir={tmp_path / 'out'}", override, *extra)
+    with pytest.raises(Exception) as err:
+        evaluate(cfg)
+    assert user_error(err.value) is not None
+    message = str(user_error(err.value))
+    assert "\n" not in message and (named or "bogus") in message
+    assert not (tmp_path / "out").exists()  # refused before the output folder was made
+
+
+def test_an_unknown_analysis_name_is_one_line_from_the_command_line(tmp_path, checkpoint):
+    command = [sys.executable, str(ROOT / "evaluate.py"), f"ckpt_path={checkpoint}", "analysis=[reconstruction,bogus]"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.startswith("error: ") and "analysis/bogus" in done.stderr

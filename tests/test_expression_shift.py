@@ -1,4 +1,4 @@
-"""Tests for facevae.analysis.expression_shift: path geometry, the mouth mask, pixel scorers, and the shift on a
+"""Tests of the expression shift: path geometry, the mouth mask, pixel scorers, and the shift on a
 toy decoder whose only smile is a mouth that brightens with z[0]."""
 
 from __future__ import annotations
@@ -11,22 +11,24 @@ import torch
 from conftest import module_of
 from torch import nn
 
-from facevae.analysis.encoding import decode_latents
-from facevae.analysis.expression_shift import (
-    ShiftTarget,
-    conditional_direction,
-    expression_shift,
-    expression_shift_figure,
+from facevae.evaluation.expression_shift import expression_shift
+from facevae.metrics.expression_shift import mouth_mask
+from facevae.metrics.pixel_scorers import (
     fit_factor_regressors,
     fit_smile_classifier,
     fit_smile_regressor,
-    latent_directions,
-    mouth_mask,
-    normal_step_length,
     pixel_features,
+)
+from facevae.models.inference import decode_latents
+from facevae.models.latent_paths import (
+    ShiftTarget,
+    conditional_direction,
+    latent_directions,
+    normal_step_length,
     separation_along,
     shift_paths,
 )
+from facevae.plots.expression_shift import expression_shift_figure
 
 SIZE = 64
 D = 4
@@ -171,9 +173,9 @@ def test_shift_toward_brighter_mouth_gains_smile_and_the_conditional_path_keeps_
         images_smile=decode_latents(model, np.tile([2.0, 0.8, -0.5, 0.0], (5, 1))),
         cascade=mouth_brightness,
     )
-    metrics = {k: v for k, v in result.items() if k.startswith(("shift_", "smile_score"))}
+    metrics = result.metrics()
     json.dumps(metrics)  # what evaluate.py writes to metrics.json must serialise as it is
-    assert result["kinds"] == ["centroid", "normal", "conditional"]
+    assert result.kinds == ["centroid", "normal", "conditional"]
     for suffix in ("", "_normal", "_conditional"):
         assert metrics[f"shift_smile_gain{suffix}"] > 0.5 and metrics[f"shift_mouth_change{suffix}"] > 0.5
     assert metrics["shift_smile_progress"] == pytest.approx(1.0, abs=0.02)  # the centroid path reaches the smiles
@@ -186,9 +188,9 @@ def test_shift_toward_brighter_mouth_gains_smile_and_the_conditional_path_keeps_
     assert lengths["centroid"] > lengths["normal"] and lengths["conditional"] > 0
     assert metrics["shift_equal_distance"] == pytest.approx(min(lengths.values()), rel=0.2)
     assert set(metrics["shift_smile_gain_equal_distance"]) == {"centroid", "normal", "conditional"}
-    for kind in result["kinds"]:
-        assert result[kind]["images"].shape == (6, 7, SIZE, SIZE, 3)
-        assert np.all(np.diff(result[kind]["smile_score"]) > 0)  # brighter at every step
+    for kind in result.kinds:
+        assert result.paths[kind].images.shape == (6, 7, SIZE, SIZE, 3)
+        assert np.all(np.diff(result.paths[kind].measures.smile_score) > 0)  # brighter at every step
 
     path = expression_shift_figure(result, images_start, tmp_path / "expression_shift.png", n_rows=4, note="a note")
     assert path.stat().st_size > 10_000
@@ -205,8 +207,8 @@ def test_expression_shift_runs_on_the_real_model(tmp_path):
     result = expression_shift(
         model, images, rng.normal(size=(3, 8)), target, mouth_brightness, steps=np.linspace(0, 1, 3)
     )
-    assert result["centroid"]["images"].shape == (3, 3, SIZE, SIZE, 3)
-    assert result["smile_score_smiling"] is None
+    assert result.paths["centroid"].images.shape == (3, 3, SIZE, SIZE, 3)
+    assert result.references.smiling_recon is None and result.metrics()["smile_score_smiling"] is None
     expression_shift_figure(result, images, tmp_path / "shift.png")
 
 
@@ -220,7 +222,7 @@ def test_other_directions_spanning_every_latent_leave_out_the_conditional_path(t
     others = np.eye(D)[[0, 1, 2, 3, 1]]  # more directions than latents
     target = ShiftTarget(np.array([2.0, 0.0, 0.0, 0.0]), np.array([1.0, 0.4, 0.0, 0.0]), others)
     result = expression_shift(model, images_start, mu_start, target, mouth_brightness, steps=np.linspace(0, 1, 3))
-    assert result["kinds"] == ["centroid", "normal"]
-    assert not [k for k in result if k.endswith("_conditional")]
-    assert set(result["shift_smile_gain_equal_distance"]) == {"centroid", "normal"}
+    assert result.kinds == ["centroid", "normal"]
+    assert not [k for k in result.metrics() if k.endswith("_conditional")]
+    assert set(result.gain_equal_distance) == {"centroid", "normal"}
     assert expression_shift_figure(result, images_start, tmp_path / "shift.png").stat().st_size > 0

@@ -1,4 +1,4 @@
-"""evaluate.py on a WGAN-GP checkpoint: the measures that apply to a generator (facevae/analysis/generator_eval.py)."""
+"""evaluate.py on a WGAN-GP checkpoint: the measures that apply to a generator (facevae/evaluation/generator.py)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ import torch
 from conftest import module_of
 from hydra import compose, initialize_config_dir
 
-from facevae.analysis.generator_eval import SHARED_MEASURES, sample_measures
-from facevae.analysis.interpolation import prior_corners
 from facevae.core.errors import user_error
 from facevae.core.outputs import MANIFEST
 from facevae.evaluation import evaluate
+from facevae.evaluation.generator import SHARED_MEASURES, sample_measures
 from facevae.models import BetaVAEModule
+from facevae.models.latent_paths import prior_corners
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,15 +8,11 @@ import pytest
 import torch
 from conftest import module_of
 
-from facevae.analysis.interpolation import (
-    interpolation_figure,
-    lerp,
-    path_smoothness,
-    pick_corners,
-    slerp,
-    three_point_grid,
-)
+from facevae.metrics.interpolation import interpolation_scores, path_smoothness
+from facevae.models.inference import decode_interpolations
+from facevae.models.latent_paths import lerp, pick_corners, slerp, three_point_grid
 from facevae.models.lit_beta_vae import BetaVAEModule
+from facevae.plots.interpolation import interpolation_figure
 
 
 def test_three_point_grid_hits_the_corners_and_is_affine():
@@ -108,7 +104,9 @@ def test_interpolation_figure_writes_a_readable_png(tmp_path):
     corners = rng.normal(size=(3, 32))
     crops = rng.integers(0, 256, size=(3, 64, 64, 3), dtype=np.uint8)
     path = tmp_path / "figures" / "interpolation.png"
-    stats = interpolation_figure(model, corners, rng.normal(size=(3, 32)), crops, n=4, strip_len=5, path=path)
+    grids, strips = decode_interpolations(model, {"encoded": corners, "prior": rng.normal(size=(3, 32))}, 4, 5)
+    stats = interpolation_scores(grids, strips, 4)
+    interpolation_figure(grids, strips, stats, crops, path=path)
     image = cv2.imread(str(path))
     assert image is not None and image.shape[0] > 600 and image.shape[1] > 800
     assert {"interp_smoothness_encoded", "interp_smoothness_prior", "interp_max_step_prior"} <= stats.keys()

@@ -1,4 +1,4 @@
-"""Known-answer tests for facevae.analysis.latent_stats."""
+"""Known-answer tests for facevae.metrics.latent_stats."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 from scipy.spatial.distance import cdist
 
-from facevae.analysis import latent_stats
-from facevae.analysis.latent_stats import (
+from facevae.metrics import latent_stats
+from facevae.metrics.latent_stats import (
     active_units,
     kl_per_dim,
     mean_pairwise_distance,

@@ -19,7 +19,7 @@ import torch
 from conftest import ScriptedCamera
 from hydra import compose, initialize_config_dir
 
-from facevae.analysis.checkpoint import load_run
+from facevae.core.checkpoint import load_run
 from facevae.core.errors import FaceVAEError
 from facevae.data.synthetic import render_frame
 from facevae.data.video import Frame

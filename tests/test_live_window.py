@@ -24,7 +24,7 @@ from Xlib import XK, X, display, protocol
 from Xlib.error import XError
 from Xlib.ext import xtest
 
-from facevae.analysis.checkpoint import load_run
+from facevae.core.checkpoint import load_run
 from facevae.live import window as window_module
 from facevae.live.latent_map import load_latent_map
 from facevae.live.view import BARS, CAMERA, MAP, VIEW_SIZE, LiveView

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facevae.analysis.samples import astronaut_crops
+from facevae.data.astronaut import astronaut_crops
 from facevae.metrics import degraded
 from facevae.metrics.features import fit_pixel_pca, random_cnn_features
 from facevae.metrics.frechet import frechet_distance

@@ -8,16 +8,12 @@ import pytest
 import torch
 from conftest import module_of
 
-from facevae.analysis.samples import (
-    astronaut_crops,
-    face_detection_rate,
-    nearest_training_crops,
-    prior_samples,
-    sample_statistics,
-    samples_figure,
-    spread_indices,
-)
+from facevae.data.astronaut import astronaut_crops
+from facevae.evaluation.samplers import sampler_panel
+from facevae.metrics.samples import face_detection_rate, nearest_training_crops, sample_statistics, spread_indices
+from facevae.models.inference import prior_samples
 from facevae.models.lit_beta_vae import BetaVAEModule
+from facevae.plots.samples import samples_figure
 
 
 @pytest.fixture(scope="module")
@@ -78,10 +74,11 @@ def test_prior_samples_are_deterministic(model):
 
 
 def test_samples_figure_writes_a_png_with_a_panel_per_sampler(model, real_crops, tmp_path):
-    from facevae.analysis.samples import SamplerPanel
-
     _, samples = prior_samples(model, n=12)
-    panels = [SamplerPanel("z ~ N(0, I)", samples, "FAILS"), SamplerPanel("fitted", samples[::-1], "like")]
+    panels = [
+        sampler_panel("z ~ N(0, I)", samples, "FAILS", real_crops),
+        sampler_panel("fitted", samples[::-1], "like", real_crops),
+    ]
     one = samples_figure(panels[:1], real_crops, tmp_path / "one.png", n=12, reference_distance=1.0)
     two = samples_figure(panels, real_crops, tmp_path / "two.png", n=12, reference_distance=1.0)
     one, two = cv2.imread(str(one)), cv2.imread(str(two))

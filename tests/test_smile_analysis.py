@@ -1,17 +1,14 @@
-"""Known-answer tests for facevae.analysis.smile_analysis: labels, grouping metrics on planted blobs, the figure."""
+"""Known-answer tests of the smile grouping: labels, grouping metrics on planted blobs, the embedding and figure."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from facevae.analysis.smile_analysis import (
-    _tsne_subset,
-    disjoint_blocks,
-    smile_grouping,
-    smile_labels_from_factor,
-    smiles_latent_figure,
-)
+from facevae.metrics.embedding import _tsne_subset, latent_embedding
+from facevae.metrics.smile_labels import smile_labels_from_factor
+from facevae.metrics.smiles import disjoint_blocks, smile_grouping
+from facevae.plots.smiles import smiles_latent_figure
 
 D = 8
 
@@ -80,7 +77,9 @@ def test_tsne_subset_keeps_small_smile_sets_whole():
 def test_smiles_latent_figure_is_written(tmp_path):
     mu_smile, mu_other, _, _ = _blobs(separation=4.0, n_smile=30, n_other=60)
     scores = np.linspace(-1, 0.4, 60)
-    info = smiles_latent_figure(mu_smile, mu_other, tmp_path / "figs" / "smiles_latent.png", smile_scores=scores)
+    embedding = latent_embedding(mu_smile, mu_other)
+    smiles_latent_figure(embedding, tmp_path / "figs" / "smiles_latent.png", smile_scores=scores)
+    info = embedding.metrics()
     assert (tmp_path / "figs" / "smiles_latent.png").stat().st_size > 10_000
     assert len(info["pca_explained_variance"]) == 2
     assert 0 < info["pca_explained_variance_total"] <= 1
@@ -88,4 +87,4 @@ def test_smiles_latent_figure_is_written(tmp_path):
     assert info["pca_explained_variance"][0] > 0.3
     assert info["tsne_points"] == 90
     with pytest.raises(ValueError, match="smile_scores"):
-        smiles_latent_figure(mu_smile, mu_other, tmp_path / "x.png", smile_scores=scores[:5])
+        smiles_latent_figure(embedding, tmp_path / "x.png", smile_scores=scores[:5])

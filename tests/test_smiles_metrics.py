@@ -1,12 +1,12 @@
-"""Known-answer tests for the metric functions of facevae.analysis.smiles."""
+"""Known-answer tests for the metric functions of facevae.metrics.smiles."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from facevae.analysis import smiles
-from facevae.analysis.smiles import (
+from facevae.metrics import smiles
+from facevae.metrics.smiles import (
     block_folds,
     blockwise_auc,
     edit_direction,

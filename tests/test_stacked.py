@@ -12,9 +12,9 @@ from conftest import make_train_cfg, module_of
 from omegaconf import OmegaConf
 
 from facevae import training
-from facevae.analysis.checkpoint import load_run
-from facevae.analysis.sweep_report import collect, sweep_report
+from facevae.core.checkpoint import load_run
 from facevae.core.errors import FaceVAEError
+from facevae.evaluation.sweep_report import collect, sweep_report
 from facevae.models import BetaVAEModule, StackedBetaVAEModule
 from facevae.sweeps import read_status
 from facevae.wandb_offline import run_contents

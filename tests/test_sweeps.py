@@ -15,8 +15,8 @@ from conftest import tiny_overrides
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
-from facevae.analysis.sweep_report import PLOTS
 from facevae.evaluation import evaluate_sweep
+from facevae.plots.sweep import PLOTS
 from facevae.sweeps import Job, read_status, swept_overrides
 from facevae.wandb_offline import run_contents
 

@@ -8,8 +8,11 @@ import pytest
 import torch
 from conftest import module_of
 
-from facevae.analysis.traversals import row_pixel_change, traversal_figure, traversal_latents
+from facevae.metrics.traversals import kl_order, row_pixel_change, traversal_scores
+from facevae.models.inference import decode_latents
+from facevae.models.latent_paths import traversal_latents
 from facevae.models.lit_beta_vae import BetaVAEModule
+from facevae.plots.traversals import traversal_figure
 
 
 def test_traversal_latents_changes_one_dimension_per_row():
@@ -43,7 +46,11 @@ def test_traversal_figure_orders_by_kl(tmp_path):
     kl = np.zeros(32)
     kl[[7, 3, 20]] = [0.5, 2.0, 1.0]
     path = tmp_path / "traversals.png"
-    out = traversal_figure(model, np.zeros(32), kl, path, values=np.linspace(-3, 3, 5), max_dims=6)
+    values = np.linspace(-3, 3, 5)
+    order = kl_order(kl, max_dims=6)
+    images = decode_latents(model, traversal_latents(np.zeros(32), order, values).astype(np.float32))
+    out = traversal_scores(images, order, kl, len(values)).metrics()
+    traversal_figure(images, traversal_scores(images, order, kl, len(values)), kl, values, path)
     assert out["order"][:3] == [3, 20, 7]
     assert len(out["order"]) == len(out["traversal_pixel_change"]) == 6
     assert all(c >= 0 for c in out["traversal_pixel_change"])

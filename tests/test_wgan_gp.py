@@ -10,7 +10,7 @@ from conftest import module_of
 from torch import nn
 from torch.utils.data import DataLoader
 
-from facevae.analysis.checkpoint import load_run
+from facevae.core.checkpoint import load_run
 from facevae.core.errors import FaceVAEError
 from facevae.models import Critic, Generator, WGANGPModule
 from facevae.models.wgan_gp import gradient_penalty

@@ -9,10 +9,10 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from facevae.analysis.interpolation import prior_grid
 from facevae.callbacks.media import log_image
 from facevae.core import rules
 from facevae.core.tensors import image_grid, to_float_images
+from facevae.models.inference import prior_grid
 
 log = logging.getLogger(__name__)
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import numpy as np
 import pytorch_lightning as pl
 
-from facevae.analysis import disentanglement as dis
-from facevae.analysis.encoding import decode_latents, encode_images
-from facevae.analysis.interpolation import pick_corners, three_point_grid
-from facevae.analysis.latent_stats import kl_per_dim
-from facevae.analysis.traversals import central_code, traversal_latents
 from facevae.callbacks.images import _EveryNEpochs
 from facevae.callbacks.media import log_image
 from facevae.core.tensors import image_grid
+from facevae.metrics import disentanglement as dis
+from facevae.metrics.latent_stats import kl_per_dim
+from facevae.metrics.unsupervised import unsupervised_scores
+from facevae.models.inference import decode_latents, encode_images
+from facevae.models.latent_paths import central_code, pick_corners, three_point_grid, traversal_latents
 
 
 class LatentAnalysis(_EveryNEpochs):
@@ -52,7 +52,7 @@ class LatentAnalysis(_EveryNEpochs):
         rows = dm.rows("val")
         rows = rows[np.linspace(0, len(rows) - 1, min(len(rows), self.max_frames)).astype(int)]
         mu, logvar = encode_images(pl_module, dm.data.crops[rows])
-        metrics = {f"val/{k}": v for k, v in dis.unsupervised_scores(mu, self.factor_bins).items()}
+        metrics = {f"val/{k}": v for k, v in unsupervised_scores(mu, self.factor_bins).items()}
         factors = dm.factors("val")
         if factors is not None:
             subset = factors[np.searchsorted(dm.rows("val"), rows)]

@@ -1,13 +1,16 @@
 """The checkpoint format: what train.py adds to Lightning's checkpoint under CHECKPOINT_KEY, and reading it back.
 
 Everything evaluate.py and the live view need travels in the checkpoint: the resolved config, the data split as
-frame ranges, the crop cache's key and source, the model's class and the training run's W&B identity.
+frame ranges, the crop cache's key and source, the model's class and the training run's W&B identity. `load_run`
+opens one as a `TrainedRun`: the model rebuilt in eval mode beside that metadata.
 """
 
 from __future__ import annotations
 
+import importlib
 import pickle
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +128,49 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             super().save_checkpoint(checkpoint, path, storage_options)
             return
         save_torch(checkpoint, Path(path), setting="hydra.run.dir")
+
+
+@dataclass
+class TrainedRun:
+    path: Path
+    model: pl.LightningModule
+    config: dict
+    meta: dict  # what CheckpointMetadata stored: config, split, cache key, source, W&B run
+
+    @property
+    def run_dir(self) -> Path:
+        return run_dir_of(self.path)
+
+
+def run_dir_of(ckpt_path: Path | str) -> Path:
+    """The Hydra run directory of the training run (checkpoints live in its `checkpoints/`)."""
+    ckpt_path = Path(ckpt_path)
+    return ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
+
+
+def load_run(path: Path | str, device: str | torch.device = "cpu") -> TrainedRun:
+    """The trained model in eval mode on `device`, with the resolved config and metadata from training."""
+    path = Path(path).expanduser()
+    ckpt = read_checkpoint(path)
+    meta = ckpt[CHECKPOINT_KEY]
+    module_name, _, class_name = meta["model_class"].rpartition(".")
+    if class_name == "StackedBetaVAEModule":
+        raise FaceVAEError(
+            f"{path}: holds every beta of a stacked run; evaluate one member's checkpoint "
+            f"({run_dir_of(path)}/<k>/checkpoints/) or compare them all with sweep_dir={run_dir_of(path)}"
+        )
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+        model = cls.load_from_checkpoint(path, map_location=device)
+    except (ImportError, AttributeError, KeyError, TypeError, RuntimeError, ValueError) as err:
+        raise FaceVAEError(
+            f"{path}: the model inside cannot be rebuilt ({type(err).__name__}: {one_line(err)})"
+        ) from None
+    broken = nonfinite_weights(model.state_dict())
+    if broken:
+        raise FaceVAEError(
+            f"{path}: {len(broken)} weight tensors hold NaN or infinite values (first: {broken[0]}): training "
+            "diverged before this checkpoint; evaluate an earlier one"
+        )
+    model.eval()
+    return TrainedRun(path, model, meta["config"], meta)

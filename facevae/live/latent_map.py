@@ -14,11 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from sklearn.decomposition import PCA
 
-from facevae.analysis.checkpoint import TrainedRun, datamodule_for
-from facevae.analysis.encoding import encode_images
+from facevae.core.checkpoint import TrainedRun
 from facevae.core.errors import FaceVAEError
 from facevae.core.files import atomic_file, file_identity
+from facevae.data.from_checkpoint import datamodule_for
+from facevae.metrics.smile_labels import smile_labels_from_factor
+from facevae.metrics.smiles import smile_direction
+from facevae.models.inference import encode_images
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +89,6 @@ def fit_latent_map(run: TrainedRun, method: str, data_overrides: dict | None = N
 
 
 def _has_both_groups(smile: np.ndarray) -> bool:
-    from facevae.analysis.smile_analysis import smile_labels_from_factor
-
     labels = smile_labels_from_factor(smile)
     return min((labels == 1).sum(), (labels == 0).sum()) >= 2
 
@@ -129,8 +131,6 @@ def latent_map_from(mu: np.ndarray, method: str, smile: np.ndarray | None = None
 
 
 def _principal_axes(mu: np.ndarray, n: int) -> tuple[np.ndarray, list[str]]:
-    from sklearn.decomposition import PCA
-
     pca = PCA(n_components=min(n, *mu.shape), random_state=0).fit(mu)
     names = [f"PC{i + 1} ({100 * r:.0f}% of variance)" for i, r in enumerate(pca.explained_variance_ratio_)]
     return pca.components_, names
@@ -138,9 +138,6 @@ def _principal_axes(mu: np.ndarray, n: int) -> tuple[np.ndarray, list[str]]:
 
 def _smile_axis(mu: np.ndarray, smile: np.ndarray | None) -> np.ndarray:
     """evaluate.py's smile direction: the normal of a logistic regression between smiles (> 0.5) and others (< 0.2)."""
-    from facevae.analysis.smile_analysis import smile_labels_from_factor
-    from facevae.analysis.smiles import smile_direction
-
     if smile is None:
         raise FaceVAEError("projection=smile: the training data has no smile factor (a <video>.factors.csv with one)")
     labels = smile_labels_from_factor(smile)

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from facevae.analysis.checkpoint import TrainedRun, load_run
+from facevae.core.checkpoint import TrainedRun, load_run
 from facevae.core.device import pick_device
 from facevae.core.errors import FaceVAEError
 from facevae.core.files import atomic_file

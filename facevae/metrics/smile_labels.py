@@ -187,3 +187,19 @@ def cascade_agreement(labels: np.ndarray, votes: np.ndarray) -> float | None:
     if len(np.unique(labels[known])) < 2:
         return None
     return float(roc_auc_score(labels[known] == SMILE, votes[known]))
+
+
+def smile_labels_from_factor(smile: np.ndarray, threshold: float = 0.5, neutral_below: float = 0.2) -> np.ndarray:
+    """Per-frame labels from a continuous smile factor: 1 smiling (> threshold), 0 not (< neutral_below), -1 neither.
+
+    The band in between is left out (-1) so that half-smiles, which belong to neither group, do not blur the
+    grouping metrics. On the demo video's factor (module docstring of facevae.data.synthetic) a frown is negative
+    and so counts as not smiling.
+    """
+    smile = np.asarray(smile, dtype=np.float64)
+    if neutral_below > threshold:
+        raise ValueError(f"neutral_below={neutral_below} must not exceed threshold={threshold}")
+    labels = np.full(smile.shape, NEITHER, dtype=np.int64)
+    labels[smile > threshold] = SMILE
+    labels[smile < neutral_below] = NOT_SMILING
+    return labels

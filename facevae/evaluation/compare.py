@@ -1,6 +1,6 @@
 """evaluate.py compare=[A,B,...]: checkpoints side by side on the measures they share, whatever the model.
 
-One row per checkpoint: the model, its latent size and beta, the sample measures of generator_eval.SHARED_MEASURES
+One row per checkpoint: the model, its latent size and beta, the sample measures of SHARED_MEASURES (generator.py)
 and, for a model that reconstructs, the test PSNR. A checkpoint's numbers come from the metrics.json evaluate.py
 wrote beside it when that file holds every shared measure for the same n_samples and seed; otherwise they are
 computed here (the sample measures only, tens of seconds). Writes compare.csv, compare.md and compare.png (each
@@ -16,17 +16,19 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from facevae.analysis import tables
-from facevae.analysis.checkpoint import TrainedRun, datamodule_for, evaluation_dir, load_run, saved_metrics
-from facevae.analysis.generator_eval import GRID, SHARED_MEASURES, sample_measures
-from facevae.analysis.interpolation import prior_grid
-from facevae.analysis.samples import prior_samples
+from facevae.core.checkpoint import TrainedRun, load_run
 from facevae.core.device import pick_device
 from facevae.core.errors import FaceVAEError
 from facevae.core.files import atomic_file, write_text
 from facevae.core.outputs import OutputKind, output_folder
 from facevae.core.tensors import image_grid
-from facevae.plots.figure import save_figure
+from facevae.data.from_checkpoint import datamodule_for
+from facevae.evaluation.context import evaluation_dir, saved_metrics
+from facevae.evaluation.generator import GRID, SHARED_MEASURES, sample_measures
+from facevae.metrics.reconstruction import reconstruction_scores
+from facevae.models.inference import prior_grid, prior_samples, reconstruction_terms
+from facevae.plots import tables
+from facevae.plots.compare import compare_figure
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +99,7 @@ def _row(run: TrainedRun, cfg: DictConfig) -> dict:
     row.update(sample_measures(run.model, train, test, int(cfg.n_samples), int(cfg.seed)))
     row["psnr"] = MISSING
     if hasattr(run.model, "reconstruct"):
-        from facevae.analysis.reconstruction import reconstruction_metrics
-
-        row["psnr"] = reconstruction_metrics(run.model, test, seed=int(cfg.seed))["psnr"]
+        row["psnr"] = reconstruction_scores(reconstruction_terms(run.model, test, seed=int(cfg.seed))).scores["psnr"]
     row["source"] = "computed"
     return row
 
@@ -157,24 +157,3 @@ def markdown_notes(rows: list[dict]) -> list[str]:
         "",
         *[f"- {row['name']}: {row['checkpoint']}" for row in rows],
     ]
-
-
-def compare_figure(names: list[str], panels: list[tuple[np.ndarray, np.ndarray]], path: Path) -> Path:
-    """compare.png: one column per checkpoint, its 16 samples above its prior interpolation grid."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(
-        2, len(panels), figsize=(5.5 * len(panels), 8.5), squeeze=False, height_ratios=[1, 4], layout="constrained"
-    )
-    for col, (name, (sampled, grid)) in enumerate(zip(names, panels, strict=True)):
-        axes[0, col].imshow(sampled)
-        axes[0, col].set_title(f"{name}\n16 samples (the same z for models of one latent size)", fontsize=9)
-        axes[1, col].imshow(grid)
-        axes[1, col].set_title("between three prior draws: A top-left, B top-right, C bottom-left", fontsize=8)
-        for ax in axes[:, col]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-    return save_figure(fig, path, dpi=120, bbox_inches="tight")

@@ -21,17 +21,11 @@ reference with the same blur.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import cv2
 import numpy as np
 
-from facevae.analysis.encoding import decode_latents
-from facevae.analysis.latent_stats import mean_pairwise_distance, nearest_neighbours
-from facevae.core.tensors import image_grid
-from facevae.data.faces import Box, CropParams, crop_square, load_cascade
-from facevae.plots.figure import save_figure
+from facevae.data.faces import load_cascade
+from facevae.metrics.latent_stats import mean_pairwise_distance, nearest_neighbours
 
 # Face detection on crops. A crop is 0.8 of the Haar box (CropParams.scale), so the face overfills it and no
 # detection window fits around it; the crop is therefore enlarged and given a border of repeated edge pixels, 30%
@@ -45,40 +39,6 @@ FACE_PAD = 0.3
 FACE_MIN_SIZE = 0.6
 FACE_MIN_NEIGHBORS = 5
 FACE_SCALE_FACTOR = 1.1
-
-
-def prior_samples(model, n: int = 1000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """n codes z ~ N(0, I) drawn with numpy's generator seeded by `seed`, and their decodes.
-
-    Returns (z float32 n x D, images uint8 n x H x W x 3, the decoder means). The same seed gives the same z on
-    any device, so samples of two checkpoints compare face to face.
-    """
-    z = np.random.default_rng(seed).standard_normal((n, int(model.hparams.latent_dim))).astype(np.float32)
-    return z, decode_latents(model, z)
-
-
-def astronaut_crops(n: int = 200, seed: int = 0, size: int = 64) -> np.ndarray:
-    """n real face crops from skimage.data.astronaut(), cut the way the crop cache cuts video frames -> uint8.
-
-    The cascade's box on the photo, tightened to CropParams.scale (0.8) of its width and moved down by
-    CropParams.shift_y (8%), then jittered as a tracked face jitters: centre +-5% of the box, side x0.92-1.08,
-    brightness x0.75-1.25. A reference set of real crops for `face_detection_rate` that needs no video.
-    """
-    from skimage.data import astronaut
-
-    rgb = astronaut()
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    found = load_cascade().detectMultiScale(gray, 1.1, 5, minSize=(60, 60))
-    x, y, w, h = (float(v) for v in max(found, key=lambda b: b[2] * b[3]))
-    params = CropParams()
-    rng = np.random.default_rng(seed)
-    crops = np.empty((n, size, size, 3), np.uint8)
-    for i in range(n):
-        dx, dy = rng.uniform(-0.05, 0.05, size=2) * w
-        scale = params.scale * np.exp(rng.uniform(-0.08, 0.08))
-        crop, _ = crop_square(rgb, Box(x + dx, y + dy, w, h), CropParams(scale, params.shift_y, size))
-        crops[i] = np.clip(crop * rng.uniform(0.75, 1.25), 0, 255).astype(np.uint8)
-    return crops
 
 
 def face_detection_rate(images: np.ndarray, upscale: int = 4) -> float:
@@ -203,117 +163,3 @@ def image_set_statistics(
         "nn_train_distance": float(np.mean(nearest_training_crops(images, train, max_train)[0])),
         "face_rate": face_detection_rate(images[spread_indices(len(images), max_faces)]),
     }
-
-
-@dataclass(frozen=True)
-class SamplerPanel:
-    """One sampler's column of samples.png: its name, the samples shown, and the title line that judges them."""
-
-    name: str  # e.g. "z ~ N(0, I)"
-    samples: np.ndarray  # uint8 n x H x W x 3, the first ones of the set the measures used
-    verdict: str  # `sampler_title_line`'s line
-
-
-def sampler_title_line(stats: dict, prefix: str = "sample") -> str:
-    """Face rate, precision and recall of a sampler beside their real references, and the verdict on them."""
-    from facevae.analysis.sample_quality import verdict
-
-    face, held = stats[f"{prefix}_face_rate"], stats["heldout_face_rate"]
-    p, p_real = stats[f"{prefix}_precision"], stats[f"{prefix}_precision_real"]
-    r, r_real = stats[f"{prefix}_recall"], stats[f"{prefix}_recall_real"]
-    line = verdict(face, held, p, p_real, r, r_real)
-    if "sample_precision_recon" in stats:  # what the decoder reaches on real codes: the most a sampler can
-        line += (
-            f" (reconstructions of real frames: precision {stats['sample_precision_recon']:.2f}, "
-            f"recall {stats['sample_recall_recon']:.2f})"
-        )
-    return (
-        f"face rate {face:.2f} (held-out {held:.2f}), precision {p:.2f} (real {p_real:.2f}), "
-        f"recall {r:.2f} (real {r_real:.2f})\n{line}"
-    )
-
-
-def _pairs_picture(samples: np.ndarray, nn_images: np.ndarray, ncols: int, gap: int = 14) -> tuple[np.ndarray, int]:
-    """Rows of `ncols` samples, each row over the nearest training crop of each; returns the picture and the
-    number of pairs of rows. `gap`: a white band between two pairs."""
-    blocks = []
-    for start in range(0, len(samples), ncols):
-        chunk = slice(start, min(start + ncols, len(samples)))
-        blank = np.full((ncols - (chunk.stop - chunk.start), *samples.shape[1:]), 255, np.uint8)
-        pair = image_grid(np.concatenate([samples[chunk], blank, nn_images[chunk], blank]), ncols=ncols, pad=2)
-        blocks += [pair, np.full((gap, pair.shape[1], 3), 255, np.uint8)]
-    return np.concatenate(blocks[:-1]), len(blocks) // 2
-
-
-def _draw_pairs(ax, samples: np.ndarray, nn_images: np.ndarray, nn_distances: np.ndarray | None, ncols: int) -> None:
-    side, step, gap = samples.shape[1], samples.shape[1] + 2, 14
-    picture, n_pairs = _pairs_picture(samples, nn_images, ncols, gap)
-    ax.imshow(picture)
-    tops = np.repeat(np.arange(n_pairs) * (2 * step + 2 + gap), 2) + np.tile([0, step], n_pairs)  # each tile row
-    ax.set_yticks(tops + 2 + side / 2, ["sample", "its nearest\ntraining crop"] * n_pairs)
-    ax.set_xticks([])
-    ax.tick_params(length=0, labelsize=9)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-    for i, d in enumerate([] if nn_distances is None else np.asarray(nn_distances)[: len(samples)]):
-        r, c = divmod(i, ncols)
-        # On the bottom edge of the training crop (the chin), where it hides the least.
-        ax.text(
-            2 + c * step + side / 2,
-            tops[2 * r + 1] + 2 + side - 2,
-            f"d = {d:.2f}",
-            ha="center",
-            va="bottom",
-            fontsize=7,
-            color="white",
-            bbox={"boxstyle": "round,pad=0.15", "fc": "black", "alpha": 0.6, "lw": 0},
-        )
-
-
-def samples_figure(
-    panels: list[SamplerPanel],
-    train: np.ndarray,
-    path: str | Path,
-    n: int = 16,
-    reference_distance: float | None = None,
-    ncols: int = 8,
-) -> Path:
-    """Save samples.png (150 dpi): for each sampler side by side, its first n samples, each above its nearest
-    training crop (`nearest_training_crops`, distance d under it), titled with the sampler's verdict.
-
-    A decoder that replays frames shows twins; reference_distance, the held-out crops' mean distance to their
-    nearest training crop, goes in the title as the distance a genuinely new frame has.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = min(n, *(len(p.samples) for p in panels))
-    ncols = min(ncols, n)
-    n_pairs = -(-n // ncols)
-    tile_in = 0.8  # inches per tile at 150 dpi: 120 screen pixels, enough to tell a copy from a look-alike
-    fig, axes = plt.subplots(
-        1,
-        len(panels),
-        figsize=((tile_in * ncols + 2.2) * len(panels), tile_in * 2.2 * n_pairs + 1.8),
-        squeeze=False,
-        layout="constrained",
-    )
-    for ax, panel in zip(axes[0], panels, strict=True):
-        shown = np.asarray(panel.samples)[:n]
-        distance, rows = nearest_training_crops(shown, train)
-        _draw_pairs(ax, shown, np.asarray(train)[rows], distance, ncols)
-        ax.set_title(f"{panel.name}\n{panel.verdict}", fontsize=10)
-    reference = (
-        f"; held-out (new) frames lie {reference_distance:.2f} from their nearest training crop"
-        if reference_distance is not None
-        else ""
-    )
-    fig.suptitle(
-        "Generated faces, each above its nearest training crop (d = pixel L2 on 0-1 values: twins, or d far below "
-        f"the held-out reference, mean replayed frames{reference})\nprecision and recall: random-CNN features "
-        "against the held-out crops, beside training crops in the samples' place (real)",
-        fontsize=10,
-    )
-    return save_figure(fig, path, dpi=150, bbox_inches="tight")

@@ -13,8 +13,9 @@ any model with `decode(z)` from the same prior draws (numpy seed `seed`):
                    figure, and how evenly it changes (`path_smoothness`): interp_smoothness_prior,
                    interp_max_step_prior, interp_corner_distance_prior
 
-The beta-VAE's full evaluation computes the same keys on its own prior samples (evaluation.analyse); what needs an
-encoder (reconstruction, encoded interpolation, traversals by KL, smiles, disentanglement) has no GAN counterpart.
+The beta-VAE's full evaluation computes the same keys on its own prior samples (facevae.evaluation.analyses); what
+needs an encoder (reconstruction, encoded interpolation, traversals by KL, smiles, disentanglement) has no GAN
+counterpart.
 """
 
 from __future__ import annotations
@@ -25,14 +26,16 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from facevae.analysis import samples
-from facevae.analysis.checkpoint import TrainedRun
-from facevae.analysis.interpolation import label_grid_axes, path_smoothness, prior_grid
-from facevae.analysis.sample_quality import quality_reference, sample_quality
-from facevae.core.tensors import image_grid
+from facevae.core.checkpoint import TrainedRun
 from facevae.data.datamodule import FaceCropDataModule
+from facevae.evaluation.samplers import sampler_panel
+from facevae.metrics.interpolation import path_smoothness
 from facevae.metrics.sample_quality import MEASURES as QUALITY_MEASURES
-from facevae.plots.figure import save_figure
+from facevae.metrics.sample_quality import quality_reference, sample_quality
+from facevae.metrics.samples import sample_statistics
+from facevae.models.inference import prior_grid, prior_samples
+from facevae.plots.interpolation import prior_interpolation_figure
+from facevae.plots.samples import sampler_title_line, samples_figure
 
 log = logging.getLogger(__name__)
 
@@ -59,38 +62,16 @@ def sample_measures(
 ) -> dict[str, float]:
     """The SHARED_MEASURES of `model` (anything with decode(z) and hparams.latent_dim); with `out`, also
     samples.png (16 samples over their nearest training crops) and interpolation.png there."""
-    _, sampled = samples.prior_samples(model, n_samples, seed)
-    stats = samples.sample_statistics(sampled, heldout, train)
+    _, sampled = prior_samples(model, n_samples, seed)
+    stats = sample_statistics(sampled, heldout, train)
     stats.update(sample_quality(quality_reference(train, heldout, n_samples, seed), sampled).as_metrics("sample"))
     grid = prior_grid(model, seed, GRID)
     stats.update({f"interp_{k}_prior": v for k, v in path_smoothness(grid, GRID).items()})
     if out is not None:
-        panel = samples.SamplerPanel("z ~ N(0, I)", sampled[:16], samples.sampler_title_line(stats))
-        samples.samples_figure(
-            [panel], train, out / "samples.png", reference_distance=stats["heldout_nn_train_distance"]
-        )
-        prior_interpolation_figure(grid, stats, out / "interpolation.png")
+        panel = sampler_panel("z ~ N(0, I)", sampled[:16], sampler_title_line(stats), train)
+        samples_figure([panel], train, out / "samples.png", reference_distance=stats["heldout_nn_train_distance"])
+        prior_interpolation_figure(grid, stats, sampler_title_line(stats), out / "interpolation.png", GRID)
     return {k: stats[k] for k in SHARED_MEASURES}
-
-
-def prior_interpolation_figure(grid: np.ndarray, stats: dict, path: Path, n: int = GRID) -> Path:
-    """interpolation.png for a model without an encoder: the three-point grid between three prior draws."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(0.75 * n + 1.2, 0.75 * n + 1.6), layout="constrained")
-    ax.imshow(image_grid(grid, ncols=n))
-    label_grid_axes(ax, n, grid.shape[1])
-    ax.set_title(
-        "Three-point interpolation between prior draws A, B, C ~ N(0, I) (Sullivan, section 4)\n"
-        f"{samples.sampler_title_line(stats)}\n"
-        f"smoothness {stats['interp_smoothness_prior']:.2f} (1 = even cross-fade), largest step "
-        f"{stats['interp_max_step_prior']:.1f}x the mean, A-B/A-C distance {stats['interp_corner_distance_prior']:.2f}",
-        fontsize=9,
-    )
-    return save_figure(fig, path, dpi=150, bbox_inches="tight")
 
 
 def evaluate_generator(run: TrainedRun, dm: FaceCropDataModule, cfg: DictConfig, out: Path) -> dict:

@@ -1,7 +1,7 @@
 """Comparing the jobs of a sweep without a dashboard: one row per job, a Markdown summary and the plots.
 
 `python evaluate.py sweep_dir=multirun/DATE/TIME` evaluates each job's best checkpoint (reusing a metrics.json
-already written for it: facevae.analysis.checkpoint.saved_metrics) and writes sweep.csv, sweep.md and the plots
+already written for it: facevae.evaluation.context.saved_metrics) and writes sweep.csv, sweep.md and the plots
 into the sweep directory: the rate-distortion curve (KL against reconstruction NLL on the test blocks, one point
 per job), and PSNR, disentanglement and active units against beta, with the spread over seeds.
 """
@@ -15,16 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
-from facevae.analysis.tables import MISSING, markdown_table
 from facevae.core.errors import FaceVAEError, user_error
 from facevae.core.files import write_text
 from facevae.core.outputs import OutputKind, output_folder
 from facevae.metrics.sample_quality import MEASURES as QUALITY_MEASURES
-from facevae.plots.figure import save_figure
+from facevae.plots.sweep import PLOTS, plot_sweep
+from facevae.plots.tables import MISSING, markdown_table
 from facevae.sweeps import job_dirs, read_status, sweep_group
 
 log = logging.getLogger(__name__)
@@ -65,7 +64,6 @@ SHOWN = [
     "sample_precision",
     "sample_recall",
 ]
-PLOTS = ("rate_distortion.png", "psnr_vs_beta.png", "disentanglement_vs_beta.png", "active_units_vs_beta.png")
 
 
 def _earlier_report(folder: Path) -> bool:
@@ -218,81 +216,6 @@ def _pm(mean: float, std: float) -> str:
     return f"{mean:.4g} ± {std:.2g}" if not math.isnan(std) else f"{mean:.4g}"
 
 
-# -- plots ---------------------------------------------------------------------------------------------------------
-def plot_sweep(table: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """The sweep's figures; a figure whose measure no job has (MIG without factors) is not drawn."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    done = table.dropna(subset=["psnr"])
-    if done.empty:
-        return []
-    files = [_rate_distortion(done, out_dir / "rate_distortion.png")]
-    with_beta = done.dropna(subset=["beta"])
-    if with_beta.empty:
-        return files
-    panels = {
-        "psnr_vs_beta.png": [("psnr", "test PSNR (dB)")],
-        "disentanglement_vs_beta.png": [("mig", "MIG"), ("dci_disentanglement", "DCI disentanglement")],
-        "active_units_vs_beta.png": [("active_units", "active units (Var of mu > 0.01)")],
-    }
-    for name, measures in panels.items():
-        measures = [(c, label) for c, label in measures if with_beta[c].notna().any()]
-        if measures:
-            files.append(_against_beta(with_beta, measures, out_dir / name))
-    return files
-
-
-def _rate_distortion(done: pd.DataFrame, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 5))
-    beta = done["beta"].astype(float)
-    colour = np.log2(beta.fillna(1.0).clip(lower=1e-3))
-    points = ax.scatter(done["kl"], done["recon_nll"], c=colour, cmap="viridis", s=40, zorder=3)
-    for _, row in done.iterrows():
-        label = f"β={row['beta']:g}" if not pd.isna(row["beta"]) else f"job {row['job']}"
-        ax.annotate(label, (row["kl"], row["recon_nll"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    ax.set_xlabel("rate: KL(q(z|x) ‖ p(z)) per image (nats)")
-    ax.set_ylabel("distortion: −log p(x|z) per image (nats)")
-    ax.set_title(
-        "Rate–distortion, one point per job (test blocks): lower left is better\n"
-        "(a Gaussian decoder's density exceeds 1, so its −log p can be negative)",
-        fontsize=10,
-    )
-    if beta.notna().any():
-        fig.colorbar(points, ax=ax, label="log2 β")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return save_figure(fig, path, dpi=110)
-
-
-def _against_beta(done: pd.DataFrame, measures: list[tuple[str, str]], path: Path) -> Path:
-    """Each job as a dot, and per latent size the mean over seeds with ±1 standard deviation as error bars."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(measures), figsize=(5.5 * len(measures), 4.2), squeeze=False)
-    for ax, (column, label) in zip(axes[0], measures, strict=True):
-        for latent, jobs in done.groupby("latent_dim", dropna=False):
-            name = f"{int(latent)} latents" if not pd.isna(latent) else "jobs"
-            ax.scatter(jobs["beta"], jobs[column], s=14, alpha=0.5)
-            stats = jobs.groupby("beta")[column].agg(["mean", "std"]).reset_index()
-            ax.errorbar(stats["beta"], stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3, label=name)
-        if column == "psnr" and done["psnr_mean_face"].notna().any():
-            base = float(done["psnr_mean_face"].mean())  # the same test frames in every job: one baseline
-            ax.axhline(base, color="tab:red", linestyle=":", lw=2, label=f"mean training face {base:.2f} dB")
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("β")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    names = " and ".join(label.split(" (")[0] for _, label in measures)
-    # Two lines: a one-panel figure (PSNR alone) is narrower than the whole sentence.
-    fig.suptitle(f"{names} against β on the test blocks\nmean over seeds ± 1 sd, dots are single jobs")
-    fig.tight_layout()
-    return save_figure(fig, path, dpi=110)
-
-
 # -- the whole report ----------------------------------------------------------------------------------------------
 def sweep_report(sweep_dir: Path | str, metrics_of: Callable[[Path], dict], out_dir: Path | None = None):
     """Collect, write and return the report of a sweep directory written by `train.py -m`."""
@@ -315,7 +238,7 @@ def log_to_wandb(report: SweepReport, sweep_dir: Path) -> None:
     """The table and plots as one `sweep-report` run in the sweep's W&B group (offline unless WANDB_MODE=online)."""
     if os.environ.get("WANDB_MODE") == "disabled":
         return
-    import wandb
+    import wandb  # slow to import, and needed only when a report is logged
 
     project = "facevae"
     first = job_dirs(sweep_dir)[0] / ".hydra" / "config.yaml"

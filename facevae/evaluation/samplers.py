@@ -1,7 +1,7 @@
 """evaluate.py's samples section: N(0, I) and the sampler fitted to the training codes, judged the same way.
 
 For each sampler, n_samples decoded codes (numpy seed `seed`): the face rate, diversity and memorisation of
-`samples.sample_statistics`, and the precision, recall, density, coverage and Fréchet distance of
+`facevae.metrics.samples.sample_statistics`, and the precision, recall, density, coverage and Fréchet distance of
 `sample_quality`, each beside its real reference (and, for the default sampler, `_recon`: the decoder's
 reconstructions of those real crops, what any sampler of this decoder can reach). The default sampler
 (`sampler=fitted|prior`) gets the plain keys (`sample_precision`, `sample_face_rate`, `diversity_ratio`, ...);
@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from facevae.analysis import samples as sm
-from facevae.analysis.encoding import decode_latents
-from facevae.analysis.sample_quality import QualityReference, quality_reference, sample_quality
 from facevae.core.errors import FaceVAEError
+from facevae.metrics import samples as sm
+from facevae.metrics.sample_quality import QualityReference, quality_reference, sample_quality
+from facevae.models.inference import decode_latents
 from facevae.models.latent_sampler import GaussianMixtureSampler, fit_gaussian_mixture
+from facevae.plots.samples import SamplerPanel, sampler_title_line, samples_figure
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ NAMES = {"prior": "z ~ N(0, I)", "fitted": "z ~ Gaussian mixture fitted to the t
 @dataclass
 class SamplerResult:
     metrics: dict  # keys for metrics.json
-    panels: dict[str, sm.SamplerPanel]  # by sampler, for samples.png
+    panels: dict[str, SamplerPanel]  # by sampler, for samples.png
     fitted: GaussianMixtureSampler
 
 
@@ -65,10 +66,11 @@ def evaluate_samplers(
     panels = {}
     for name in SAMPLERS:
         prefix = "sample" if name == default else f"{name}_sample"
-        panels[name] = sm.SamplerPanel(
+        panels[name] = sampler_panel(
             f"{NAMES[name]}{' (the default)' if name == default else ''}",
             decoded[name][:16],
-            sm.sampler_title_line(stats, prefix),
+            sampler_title_line(stats, prefix),
+            images["train"],
         )
     return SamplerResult(stats, panels, fitted)
 
@@ -83,8 +85,14 @@ def _other_sampler(images: np.ndarray, train: np.ndarray, reference: QualityRefe
     return out
 
 
+def sampler_panel(name: str, shown: np.ndarray, verdict: str, train: np.ndarray) -> SamplerPanel:
+    """A column of samples.png: the samples shown, each with its nearest training crop."""
+    distance, rows = sm.nearest_training_crops(shown, train)
+    return SamplerPanel(name, shown, verdict, distance, rows)
+
+
 def write_samplers(result: SamplerResult, train: np.ndarray, stats: dict, out: Path) -> None:
     """sampler.npz and samples.png (N(0, I) left, the fitted sampler right)."""
     result.fitted.save(out / "sampler.npz")
     panels = [result.panels[name] for name in SAMPLERS]
-    sm.samples_figure(panels, train, out / "samples.png", reference_distance=stats["heldout_nn_train_distance"])
+    samples_figure(panels, train, out / "samples.png", reference_distance=stats["heldout_nn_train_distance"])
