@@ -351,6 +351,9 @@ BOUNDARY = [
     ("train", [], {"WANDB_MODE": "online", "WANDB_API_KEY": ""}, "WANDB_MODE=offline"),
     ("train", ["model.betaa=4"], {}, "+model.betaa=4"),  # Hydra's own refusals, in one line too
     ("train", ["model.latent_dim=16"], {}, "model.net.latent_dim"),  # a setting that moved says where to
+    ("train", ["+foo=1"], {}, "foo: not a setting of this command"),  # a new top-level key nothing reads
+    ("train", ["data.video=clip é.mp4"], {}, "must be quoted"),  # Hydra's grammar: the quoting it wants
+    ("evaluate", ["++ckpt=given.ckpt"], {}, "ckpt: not a setting"),
     ("prepare", ["data.size=63"], {}, "data.size=63"),
     ("evaluate", ["ckpt_path=given.ckpt", "n_samples=0"], {}, "n_samples=0"),
     ("live", ["ckpt_path=given.ckpt", "source=-1", "output=view.mp4"], {}, "source=-1"),

@@ -111,6 +111,42 @@ def test_training_into_a_read_only_run_folder_is_refused_in_one_line(checkpoint_
     assert not (checkpoint_cases["tmp"] / "ro" / "run").exists()
 
 
+@pytest.fixture(scope="module")
+def run_folder_cases(tiny_run, tmp_path_factory) -> dict:
+    """train.py pointed at folders that already hold something: a finished run, the run it resumes, a user's folder
+    given as a sweep's folder."""
+    tmp = tmp_path_factory.mktemp("folders")
+    shutil.copytree(tiny_run, tmp / "prev")
+    (tmp / "mine").mkdir()
+    (tmp / "mine" / "multirun.yaml").write_text("the user's own\n")
+    before = tree_state(tmp)
+    cases = {
+        "a finished run": ["logger=none", "model.beta=2", f"hydra.run.dir={tmp / 'prev'}"],
+        "the run it resumes": [
+            "logger=none",
+            "trainer.max_epochs=2",
+            f"ckpt_path={tmp / 'prev' / 'checkpoints' / 'last.ckpt'}",
+            f"hydra.run.dir={tmp / 'prev'}",
+        ],
+        "a user's folder as a sweep's": ["-m", "logger=none", "model.beta=1,2", f"hydra.sweep.dir={tmp / 'mine'}"],
+    }
+    results = run_commands("train", list(cases.values()), cwd=tmp, timeout=300)
+    return {"results": dict(zip(cases, results, strict=True)), "before": before}
+
+
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ("a finished run", ["hydra.run.dir=", "prev", "already holds", "give a new or empty folder"]),
+        ("the run it resumes", ["hydra.run.dir=", "resume into a new folder"]),
+        ("a user's folder as a sweep's", ["hydra.sweep.dir=", "mine", "multirun.yaml"]),
+    ],
+)
+def test_training_into_a_folder_that_holds_files_is_refused_and_changes_nothing(run_folder_cases, name, words):
+    assert_refused(run_folder_cases["results"][name], *words)
+    assert_unchanged(run_folder_cases["before"])
+
+
 def write_photos(folder: Path, n: int) -> None:
     import cv2
     from skimage import data

@@ -25,14 +25,36 @@ def python_command() -> str:
 
 
 class WritableRunFolder(Callback):
-    """Hydra callback: the run (or sweep) folder must be one this process can write before Hydra makes it and writes
-    its `.hydra/` files there, which it does before train.py's own checks and reports with a traceback."""
+    """Hydra callback: the run (or sweep) folder must be a new one this process can write, before Hydra makes it and
+    writes its `.hydra/` files and log there, which it does before train.py's own checks (and reports with a
+    traceback). A folder that holds anything is refused: Hydra would replace another run's config and log beside
+    its checkpoints, or a user's own files of those names."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        check_new_folder(Path(config.hydra.run.dir), "hydra.run.dir", "a run")
         check_writable_folder(Path(config.hydra.run.dir), "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        check_new_folder(Path(config.hydra.sweep.dir), "hydra.sweep.dir", "a sweep")
         check_writable_folder(Path(config.hydra.sweep.dir), "hydra.sweep.dir")
+
+
+def check_new_folder(folder: Path, setting: str, what: str) -> None:
+    """Exit with one line on stderr when `folder` exists and is not empty. Lightning's DDP processes other than the
+    first run this command again into the folder the first one made (they write nothing there): not refused."""
+    if os.environ.get("LOCAL_RANK", "0") != "0":
+        return
+    if not folder.is_dir() or next(folder.iterdir(), None) is None:
+        return
+    names = sorted(p.name for p in folder.iterdir())
+    shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    resume = " (to go on training a run, resume into a new folder: ckpt_path=<its last.ckpt>)"
+    print(
+        f"error: {setting}={folder}: already holds {len(names)} entries ({shown}); {what} writes its config and log "
+        f"there and would replace theirs: give a new or empty folder{resume if what == 'a run' else ''}",
+        file=sys.stderr,
+    )
+    sys.exit(2)
 
 
 def check_writable_folder(folder: Path, setting: str) -> None:
@@ -76,8 +98,31 @@ def check_command_line(config_name: str, args: list[str] | None = None) -> None:
         text = str(err)
         if text.startswith("Ambiguous value"):  # a sweep's values: Hydra's multirun (a sweep= preset) decides
             return
-        print(f"error: {_moved_key(text) or _one_line(text)}", file=sys.stderr)
+        print(f"error: {_moved_key(text) or _one_line(text)}{_quoting_hint(text)}", file=sys.stderr)
         sys.exit(2)
+    for arg in args:
+        if (unread := _added_top_level_key(arg)) is not None:
+            print(f"error: {unread}: not a setting of this command, nothing would read it", file=sys.stderr)
+            sys.exit(2)
+
+
+def _added_top_level_key(arg: str) -> str | None:
+    """`+name=value` (or `++name=`) for a name that is not a config group adds a top-level key no code reads: a typo
+    that would otherwise train silently without it. Keys inside a node (`+trainer.max_steps=`) are left to the
+    node's own checks; groups (`+experiment=seed_paper`) are choices."""
+    if not arg.startswith("+"):
+        return None
+    key = arg.lstrip("+").partition("=")[0]
+    if "." in key or "/" in key or (CONF_DIR / key).is_dir():
+        return None
+    return key
+
+
+def _quoting_hint(text: str) -> str:
+    """Hydra's grammar refuses a value with spaces, '=' or some other characters unless it is quoted."""
+    if "LexerNoViableAltException" in text or "mismatched input" in text or "token recognition error" in text:
+        return " (a value with '=', accents or other symbols must be quoted: 'data.video=\"my video.mp4\"')"
+    return ""
 
 
 # Settings of the networks and the optimizer live in the nodes that build them (model.net, model.generator,
