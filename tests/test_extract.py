@@ -112,6 +112,18 @@ def test_variable_frame_rate_keeps_8_per_second_of_video(tmp_path):
     assert abs(len(kept) - 3 * 8) <= 1
 
 
+def test_a_folder_of_photos_without_a_face_names_each_files_reason(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(b"not a jpeg")
+    cv2.imwrite(str(folder / "b.png"), np.full((120, 120, 3), 90, np.uint8))  # readable, but no face in it
+    with pytest.raises(FaceVAEError) as err:
+        prepare_cache(folder, tmp_path / "cache", ExtractionParams(), progress=False)
+    message = str(err.value)
+    assert "no face found in 1 images (2 read)" in message, message
+    assert "a.jpg: not a readable image" in message and "b.png: " in message
+
+
 def test_an_image_folder_gives_one_crop_per_face_and_a_file_column(demo_clip, tmp_path):
     folder = tmp_path / "smiles"
     folder.mkdir()

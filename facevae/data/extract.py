@@ -228,8 +228,17 @@ def extract_crops(
     _check_complete(source, summary, info)
     if not crops:
         what = "images" if images else "kept frames"
-        raise FaceVAEError(f"{source}: no face found in {kept} {what} ({_frames_read(counts)} read)")
+        raise FaceVAEError(f"{source}: no face found in {kept} {what} ({_frames_read(counts)} read){_why(summary)}")
     return np.stack(crops), pd.DataFrame(rows), summary
+
+
+def _why(summary: dict) -> str:
+    """For a photo folder: the first rejected files and their reasons (unreadable, no face...)."""
+    rejected = summary.get("rejected_files") or {}
+    if not rejected:
+        return ""
+    shown = "; ".join(f"{name}: {reason}" for name, reason in sorted(rejected.items())[:3])
+    return f": {shown}{'; ...' if len(rejected) > 3 else ''}"
 
 
 def _add_crop(
