@@ -65,6 +65,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     log.info("seed %s", cfg.seed)
     datamodule = hydra.utils.instantiate(cfg.data)
+    # The crops first: a video or photo folder that yields none, or a disk too full for the cache, is then one line
+    # before any logger starts (W&B's lines would come first) or any model is built. Lightning's own call reuses it.
+    datamodule.prepare_data()
     model = hydra.utils.instantiate(cfg.model)
     ckpt_path = cfg.get("ckpt_path")
     checkpoint_monitor(cfg, model)

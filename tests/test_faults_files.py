@@ -244,3 +244,19 @@ class RunsCode:
 
     def __reduce__(self):
         return (open, (self.marker, "w"))
+
+
+def test_a_run_folder_left_by_a_refused_start_can_be_used_again_and_nothing_else(tmp_path, capsys):
+    from facevae.core.config import check_new_folder
+
+    folder = tmp_path / "run"
+    (folder / ".hydra").mkdir(parents=True)
+    for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+        (folder / ".hydra" / name).write_text("{}\n")
+    (folder / "train.log").write_text("error: ...\n")
+    check_new_folder(folder, "hydra.run.dir", "a run")  # what a refused run leaves: taken again
+    (folder / "checkpoints").mkdir()
+    with pytest.raises(SystemExit) as done:
+        check_new_folder(folder, "hydra.run.dir", "a run")
+    assert done.value.code == 2
+    assert "already holds 3 entries (.hydra, checkpoints, train.log)" in capsys.readouterr().err

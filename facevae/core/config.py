@@ -44,7 +44,7 @@ def check_new_folder(folder: Path, setting: str, what: str) -> None:
     first run this command again into the folder the first one made (they write nothing there): not refused."""
     if os.environ.get("LOCAL_RANK", "0") != "0":
         return
-    if not folder.is_dir() or next(folder.iterdir(), None) is None:
+    if not folder.is_dir() or next(folder.iterdir(), None) is None or _a_start_that_failed(folder):
         return
     names = sorted(p.name for p in folder.iterdir())
     shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
@@ -55,6 +55,19 @@ def check_new_folder(folder: Path, setting: str, what: str) -> None:
         file=sys.stderr,
     )
     sys.exit(2)
+
+
+def _a_start_that_failed(folder: Path) -> bool:
+    """Only what Hydra writes before a run starts (`.hydra/` and the log), as a run refused in one line leaves it:
+    no results to lose, and running again into the same folder is what a user does once the input is fixed."""
+    names = {p.name for p in folder.iterdir()}
+    hydra = folder / ".hydra"
+    return (
+        ".hydra" in names
+        and names <= {".hydra", "train.log"}
+        and hydra.is_dir()
+        and {p.name for p in hydra.iterdir()} <= {"config.yaml", "hydra.yaml", "overrides.yaml"}
+    )
 
 
 def check_writable_folder(folder: Path, setting: str) -> None:
