@@ -1,9 +1,9 @@
 """Fault suite, bad config values: every group of every command, refused in one line before any work.
 
-Most cases compose the real config with Hydra's compose API and run `facevae.validation.check_config`, the one
-check each command runs first; a few run the real entry points in a subprocess to show the boundary (exit status 2,
-one `error:` line, no traceback, no run directory, no file changed). The slow ones run a refused value through each
-entry point.
+Most cases compose the real config with Hydra's compose API and run `facevae.validation.check_config` (for the
+live view `facevae.live.settings.check_live`), the one check each command runs first; a few run the real entry points
+in a subprocess to show the boundary (exit status 2, one `error:` line, no traceback, no run directory, no file
+changed). The slow ones run a refused value through each entry point.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
 from facevae.core.errors import FaceVAEError
+from facevae.live.settings import check_live
 from facevae.validation import check_config
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -45,12 +46,13 @@ def cases(table: list[tuple]) -> list[tuple[str, tuple]]:
 
 
 def refused(command: str, tmp_path: Path, overrides: list[str], *words: str) -> str:
-    """check_config refuses in one line naming `words`, and writes nothing."""
+    """The command's check (check_config; the live view's own, check_live) refuses in one line naming `words`, and
+    writes nothing."""
     (tmp_path / "mine.txt").write_text("a user's file\n")
     before, paths = tree_state(tmp_path), paths_under(tmp_path)
     cfg = composed(command, tmp_path, overrides)
     with pytest.raises(FaceVAEError) as err:
-        check_config(cfg, command)
+        check_live(cfg) if command == "live" else check_config(cfg, command)
     message = str(err.value)
     assert "\n" not in message
     for word in words:

@@ -28,7 +28,7 @@ from facevae.live import sources as live_sources
 from facevae.live.face import FaceCode, FaceEncoder
 from facevae.live.latent_map import latent_map_from, latent_map_path, load_latent_map
 from facevae.live.loop import LiveSummary
-from facevae.live.settings import validate
+from facevae.live.settings import check_live
 from facevae.live.view import DIM, POINT, VIEW_SIZE, LiveView
 from facevae.live.window import WindowError
 
@@ -43,7 +43,7 @@ def live_cfg(ckpt: Path, source: Path | int, *overrides: str):
 
 def live(cfg) -> LiveSummary:
     """What `python -m facevae.live` runs, in this process."""
-    return live_loop.live(validate(cfg))
+    return live_loop.live(check_live(cfg))
 
 
 def write_clip(path: Path, frames: list[np.ndarray], fps: int = 30) -> Path:

@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-import facevae
 from facevae.core import rules
 from facevae.core.errors import FaceVAEError
 from facevae.core.files import atomic_directory, build_lock, require_folder, writing
+from facevae.core.version import VERSION
 from facevae.data import cache
 from facevae.data.align import ALIGN_METHODS, AlignParams, FaceAligner, Square, cut
 from facevae.data.faces import Box, CropParams, DetectorParams, FaceTracker
@@ -377,7 +377,7 @@ def _manifest(
         "params": params.as_dict(),
         "counts": summary,
         "versions": {
-            "facevae": facevae.__version__,
+            "facevae": VERSION,
             "opencv": cv2.__version__,
             "av": av.__version__,
             "numpy": np.__version__,
