@@ -17,7 +17,7 @@ from facevae.analysis.sweep_report import collect, sweep_report
 from facevae.core.errors import FaceVAEError
 from facevae.models import BetaVAEModule, StackedBetaVAEModule
 from facevae.sweeps import read_status
-from facevae.wandb_offline import run_contents
+from facevae.core.wandb_offline import run_contents
 
 BETAS = [1.0, 4.0]
 

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from facevae import training
 from facevae.core.checkpoint import CHECKPOINT_KEY
 from facevae.core.errors import FaceVAEError
-from facevae.wandb_offline import run_contents
+from facevae.core.wandb_offline import run_contents
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

@@ -33,10 +33,16 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
+from torch.utils.data import DataLoader, Dataset
 
+from facevae import training
 from facevae.bench import data_overrides
 from facevae.bench.machine import describe_machine
+from facevae.core.config import CONF_DIR
 from facevae.core.tensors import to_float_images
+from facevae.data.datamodule import FaceCropDataModule
 from facevae.models import BetaVAE, speed
 from facevae.models.objectives import beta_vae_loss
 
@@ -149,7 +155,6 @@ def print_profile(fit: FitTiming) -> None:
 def demo_datamodule(args: argparse.Namespace):
     """The datamodule train.py would use, set up for fitting: the demo's by default (`--video`, `--cache-dir` choose
     another), its crops extracted first when missing."""
-    from facevae.data.datamodule import FaceCropDataModule
 
     settings = {"progress": False}
     if args.video:
@@ -262,7 +267,6 @@ def timed_steps(
 
 def dataloader_loop(crops: np.ndarray, batch: int, steps: int, device: torch.device, workers: int) -> float:
     """What common VAE repositories do: a per-item Dataset over numpy, a shuffling DataLoader with workers."""
-    from torch.utils.data import DataLoader, Dataset
 
     class Items(Dataset):
         def __len__(self) -> int:
@@ -350,12 +354,6 @@ class Clock(pl.Callback):
 def train_py_loop(batch: int, epochs: int, overrides: list[str], profile: bool = False) -> FitTiming:
     """train.py's own code path as configured (W&B offline, every callback), on the data the overrides name. With
     `profile`, under Lightning's SimpleProfiler, whose report (seconds per hook) comes back in FitTiming.profile."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import open_dict
-
-    from facevae import training
-    from facevae.core.config import CONF_DIR
-
     torch._dynamo.reset()  # a compiled step starts from nothing, as in a fresh train.py process
     clock = Clock()
     with tempfile.TemporaryDirectory() as out:

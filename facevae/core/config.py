@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -63,9 +65,6 @@ def check_command_line(config_name: str, args: list[str] | None = None) -> None:
     """Hydra's own refusals of a command line (a key that is not a setting, a config choice that does not exist, an
     override it cannot parse) as one `error:` line and exit status 2, like every other bad input. Flags (-m, --cfg,
     --help) and sweeps are left to Hydra, which knows what to do with them."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-
     args = sys.argv[1:] if args is None else args
     if any(arg.startswith("-") for arg in args):
         return

@@ -24,6 +24,7 @@ from facevae.data.align import AlignParams
 from facevae.data.cache import FaceCrops, load_cache
 from facevae.data.extract import ExtractionParams, ExtractionResult, format_summary, prepare_cache
 from facevae.data.faces import CropParams, DetectorParams
+from facevae.data.synthetic import write_demo_video
 
 log = logging.getLogger(__name__)
 
@@ -195,8 +196,6 @@ class FaceCropDataModule(pl.LightningDataModule):
 
     def prepare_cache(self) -> ExtractionResult:
         if not self.hparams.video and not self.source.exists():
-            from facevae.data.synthetic import write_demo_video
-
             log.info("making the built-in demo video at %s", self.source)
             write_demo_video(self.source, seconds=self.hparams.demo_seconds)
         return prepare_cache(self.source, self.hparams.cache_dir, self.params, progress=self.hparams.progress)
