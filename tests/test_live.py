@@ -21,14 +21,14 @@ from hydra import compose, initialize_config_dir
 
 from facevae.analysis.checkpoint import load_run
 from facevae.core.errors import FaceVAEError
-from facevae.data.synthetic import render_frame
+from facevae.data.demo_face import render_frame
 from facevae.data.video import Frame
 from facevae.live import loop as live_loop
 from facevae.live import sources as live_sources
 from facevae.live.face import FaceCode, FaceEncoder
 from facevae.live.latent_map import latent_map_from, latent_map_path, load_latent_map
 from facevae.live.loop import LiveSummary
-from facevae.live.settings import check_live
+from facevae.live.settings import validate
 from facevae.live.view import DIM, POINT, VIEW_SIZE, LiveView
 from facevae.live.window import WindowError
 
@@ -42,8 +42,9 @@ def live_cfg(ckpt: Path, source: Path | int, *overrides: str):
 
 
 def live(cfg) -> LiveSummary:
-    """What `python -m facevae.live` runs, in this process."""
-    return live_loop.live(check_live(cfg))
+    """The live loop in this process, on the live group's settings alone (`validate`, not the command's whole
+    check), so that what the loaders themselves refuse is seen too."""
+    return live_loop.live(validate(cfg))
 
 
 def write_clip(path: Path, frames: list[np.ndarray], fps: int = 30) -> Path:

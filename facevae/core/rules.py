@@ -12,9 +12,16 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from facevae.core.errors import FaceVAEError, require
+
+
+@runtime_checkable
+class Configurable(Protocol):
+    """A class built from a config group that declares the rules of its values (a static or class method)."""
+
+    def check_settings(self, values: dict, prefix: str) -> None: ...
 
 
 def shown(value: Any) -> str:

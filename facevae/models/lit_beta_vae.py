@@ -24,7 +24,6 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
-from torchmetrics import Metric
 from torchmetrics.image import PeakSignalNoiseRatio
 
 import facevae.models.speed as speed
@@ -41,44 +40,16 @@ from facevae.models.building import (
     check_optimizer,
     optimizer_config,
 )
-from facevae.models.objectives import VAELoss, beta_vae_loss, capacity_at, kl_warmup_weight
+from facevae.models.kl_per_dim import ACTIVE_KL_NATS, KLPerDim
+from facevae.models.objectives import VAELoss, beta_vae_loss, capacity_at, kl_warmup_weight, optimal_log_sigma
 from facevae.models.ssim import SSIM
 
 log = logging.getLogger(__name__)
 
-# A latent whose posterior stays within 0.01 nats of the prior tells the decoder almost nothing: "inactive".
-ACTIVE_KL_NATS = 0.01
 # model.learn_sigma: false keeps model.sigma; true trains one log sigma by gradient with the other weights; the
-# sigma-VAE's (Rybkin, Daniilidis & Levine 2021, "Simple and Effective VAE Training with Calibrated Decoders")
-# "optimal" sets one shared sigma to its maximum-likelihood value on every training batch, sigma^2 = the batch's
-# mean squared error, and "optimal_per_pixel" one sigma per pixel and channel, each its own mean squared error
-# over the batch.
+# sigma-VAE's "optimal" and "optimal_per_pixel" set it to its maximum-likelihood value on every training batch
+# (objectives.optimal_log_sigma).
 SIGMA_MODES = (False, True, "optimal", "optimal_per_pixel")
-MIN_LOG_SIGMA = -6.0  # Rybkin et al.'s floor: a pixel the decoder gets exactly right must not weigh infinitely
-
-
-class KLPerDim(Metric):
-    """Each latent's KL averaged over all images seen since the last reset. The states are summed across
-    processes, so under DDP every rank computes the mean over the whole validation set."""
-
-    full_state_update = False
-
-    def __init__(self, latent_dim: int | tuple[int, ...]) -> None:
-        super().__init__()  # latent_dim, or (members, latent_dim) for a stacked model
-        self.add_state("total", default=torch.zeros(latent_dim), dist_reduce_fx="sum")
-        self.add_state("count", default=torch.tensor(0.0), dist_reduce_fx="sum")
-
-    def update(self, kl_per_dim: Tensor, n: int) -> None:
-        """kl_per_dim: the batch mean of each latent's KL; n: the number of images in the batch."""
-        self.total += kl_per_dim.detach() * n
-        self.count += n
-
-    def compute(self) -> Tensor:
-        return self.total / self.count.clamp(min=1.0)
-
-    def per_dim(self) -> Tensor:
-        """compute() in the states' shape: torchmetrics would squeeze a single latent's value to a scalar."""
-        return self.compute().reshape(self.total.shape)
 
 
 class BetaVAEModule(RebuiltFromCheckpoint, pl.LightningModule):
@@ -259,11 +230,9 @@ class BetaVAEModule(RebuiltFromCheckpoint, pl.LightningModule):
         mode = self.hparams.learn_sigma
         if mode not in ("optimal", "optimal_per_pixel") or not self.training:
             return self.log_sigma
-        dims = (0, 1, 2, 3) if mode == "optimal" else (0,)
         # No gradient through sigma: at its optimum the loss is flat in sigma, so the decoder's gradient is the same.
         with torch.no_grad():
-            best = 0.5 * (x - x_mean).pow(2).mean(dim=dims).log()
-            self.log_sigma.copy_(best.clamp(min=MIN_LOG_SIGMA))
+            self.log_sigma.copy_(optimal_log_sigma(x, x_mean, per_pixel=mode == "optimal_per_pixel"))
         return self.log_sigma
 
     def objective(

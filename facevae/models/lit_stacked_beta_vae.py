@@ -28,7 +28,8 @@ from facevae.core import rules
 from facevae.core.errors import FaceVAEError, require
 from facevae.models.beta_vae import BetaVAE
 from facevae.models.building import SEED_ADAM, OptimizerFactory, plain
-from facevae.models.lit_beta_vae import ACTIVE_KL_NATS, BetaVAEModule, KLPerDim
+from facevae.models.kl_per_dim import ACTIVE_KL_NATS, KLPerDim
+from facevae.models.lit_beta_vae import BetaVAEModule
 from facevae.models.objectives import VAELoss, beta_vae_loss, kl_warmup_weight
 from facevae.models.ssim import SSIM
 from facevae.models.stacked_beta_vae import StackedBetaVAE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from facevae.core import rules
 from facevae.core.errors import require
+from facevae.models.building import RebuiltFromCheckpoint
 from facevae.validation.groups import built
 
 
@@ -20,7 +21,7 @@ def check_callbacks(callbacks: dict, model_class: type) -> None:
 def _monitor(prefix: str, node: dict, model_class: type) -> None:
     """A monitored key the model logs, in the direction that means better: else the "best" checkpoint is the worst,
     or Lightning stops after the first epoch for want of the key."""
-    metrics = getattr(model_class, "checkpoint_metrics", None)
+    metrics = model_class.checkpoint_metrics if issubclass(model_class, RebuiltFromCheckpoint) else None
     monitor = node.get("monitor")
     if metrics is None or monitor is None:
         return

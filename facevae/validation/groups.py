@@ -23,7 +23,7 @@ def built(prefix: str, node: Any) -> type:
     for key, child in values.items():  # the objects it is given built (a network, an optimizer): each by its rules
         if isinstance(child, dict) and "_target_" in child:
             built(f"{prefix}.{key}", child)
-    check = getattr(cls, "check_settings", None) or LIGHTNING_RULES.get(cls.__name__)
+    check = cls.check_settings if isinstance(cls, rules.Configurable) else LIGHTNING_RULES.get(cls.__name__)
     if check is not None:
         check({k: v for k, v in values.items() if v is not UNRESOLVED}, prefix)
     return cls
