@@ -15,9 +15,9 @@ from facevae import training
 from facevae.analysis.checkpoint import load_run
 from facevae.analysis.sweep_report import collect, sweep_report
 from facevae.core.errors import FaceVAEError
+from facevae.core.sweep_folder import read_status
 from facevae.core.wandb_offline import run_contents
 from facevae.models import BetaVAEModule, StackedBetaVAEModule
-from facevae.sweeps import read_status
 
 BETAS = [1.0, 4.0]
 

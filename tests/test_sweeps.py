@@ -16,9 +16,10 @@ from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
 from facevae.analysis.sweep_report import PLOTS
+from facevae.core.sweep_folder import read_status
 from facevae.core.wandb_offline import run_contents
 from facevae.evaluation import evaluate_sweep
-from facevae.sweeps import Job, read_status, swept_overrides
+from facevae.sweeps import Job, swept_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 
