@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pytorch_lightning as pl
@@ -71,8 +72,8 @@ class BetaVAEModule(RebuiltFromCheckpoint, pl.LightningModule):
     (speed.TrainingStep), which runs `objective` and starts the backward from `total`.
 
     A variant (StackedBetaVAEModule) overrides these hooks and nothing private: compute_loss (the objective's terms),
-    total, kl_schedule, check_step_losses and check_val_losses (what a non-finite loss does), log_step_values,
-    evaluate_batch and log_kl_per_dim (what is logged, under which names).
+    total, kl_schedule, on_non_finite (what a non-finite loss does), log_step_values, evaluate_batch and
+    log_kl_per_dim (what is logged, under which names).
 
     Its hyperparameters are its arguments with `net` and `optimizer` as the config nodes that build them, and
     `latent_dim` (the network's) beside them, for readers of a model that only need the size of its code.
@@ -331,15 +332,17 @@ class BetaVAEModule(RebuiltFromCheckpoint, pl.LightningModule):
         self.log_dict(logged, on_step=True, on_epoch=False, batch_size=n)
 
     def check_step_losses(self, first_step: int, losses: Tensor) -> None:
-        """Stop at a non-finite training loss among steps first_step, first_step + 1, ...: a NaN poisons every weight
-        at the next step, so the run stops, naming the step, before it reaches a checkpoint."""
-        bad = speed.first_non_finite(first_step, losses)
+        """A non-finite training loss among steps first_step, first_step + 1, ...: a NaN poisons every weight at the
+        next step, so it is acted on (`on_non_finite`), naming the step, before the weights reach a checkpoint."""
+        epoch = self.current_epoch
+        self.on_non_finite(losses, lambda i, value: f"loss is {value} at step {first_step + i} (epoch {epoch})")
+
+    def on_non_finite(self, losses: Tensor, describe: Callable[[int, float], str]) -> None:
+        """What a non-finite loss does: the run stops, saying `describe(index, value)` of the first. losses holds
+        one value per step or validation batch (and a column per member in a stacked model, which overrides this)."""
+        bad = speed.first_non_finite(0, losses)
         if bad is not None:
-            step, value = bad
-            raise FaceVAEError(
-                f"loss is {value} at step {step} (epoch {self.current_epoch}); "
-                "stopping — the last good checkpoint is kept"
-            )
+            raise FaceVAEError(f"{describe(*bad)}; stopping — the last good checkpoint is kept")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Steps not yet read may hold a NaN: a checkpoint written now (every_n_train_steps, mid-epoch validation)
@@ -368,15 +371,13 @@ class BetaVAEModule(RebuiltFromCheckpoint, pl.LightningModule):
         return batch_idx + 1 >= batches[dataloader_idx]
 
     def check_val_losses(self) -> None:
-        """Stop at a non-finite validation loss. Read once per validation, at its last batch: before the epoch-end
-        callbacks draw from diverged weights and before a checkpoint is written."""
+        """A non-finite validation loss, acted on (`on_non_finite`). Read once per validation, at its last batch:
+        before the epoch-end callbacks draw from diverged weights and before a checkpoint is written."""
         losses = torch.stack(self._val_losses).cpu()
-        bad = speed.first_non_finite(0, losses)
-        if bad is not None:
-            raise FaceVAEError(
-                f"validation loss is {bad[1]} at epoch {self.current_epoch}: the weights diverged; "
-                "stopping — the last good checkpoint is kept"
-            )
+        epoch = self.current_epoch
+        self.on_non_finite(
+            losses, lambda _, value: f"validation loss is {value} at epoch {epoch}: the weights diverged"
+        )
 
     def evaluate_batch(self, x: Tensor, stage: str) -> VAELoss:
         """Log a validation or test batch's losses and image quality; the objective is training's at this step, so
