@@ -175,7 +175,7 @@ def test_offline_wandb_run_holds_the_logged_keys_and_config(tmp_path, demo_clip,
         ("model.beta=-1", "beta"),
         ("model.net.latent_dim=0", "latent_dim"),
         ("data.size=60", "60"),
-        ("data.fps=0", "data.fps"),
+        ("data.extraction.fps=0", "data.extraction.fps"),
     ],
 )
 def test_invalid_values_fail_before_any_work(tmp_path, override, words):

@@ -23,7 +23,7 @@ from facevae.core.config import CONF_DIR
 EAGER = [
     "model.compile=false",
     "model.cuda_graph=false",
-    "data.on_device=true",
+    "data.loader.on_device=true",
     "model.channels_last=false",
     "trainer.precision=32-true",
 ]
@@ -33,7 +33,7 @@ def switches(device: str) -> list[tuple[str, list[str]]]:
     """Each switch on alone, everything else eager: (name, overrides on top of EAGER)."""
     mode = "reduce-overhead" if device == "cuda" else "default"
     return [
-        ("data.on_device=false", ["data.on_device=false"]),
+        ("data.loader.on_device=false", ["data.loader.on_device=false"]),
         ("model.channels_last=true", ["model.channels_last=true"]),
         (f"model.compile={mode}", [f"model.compile={mode}"]),
         *([("model.cuda_graph=true", ["model.cuda_graph=true"])] if device == "cuda" else []),

@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from facevae.core import rules
 from facevae.core.device import check_device
 from facevae.core.errors import require
+from facevae.data.datamodule import FaceCropDataModule
 from facevae.resume import check_resumable
 from facevae.validation.callbacks import check_callbacks
 from facevae.validation.data import source_fits_split
@@ -105,16 +106,17 @@ def _does_something(v: dict) -> None:
     data, trainer = v["data"], v.get("trainer") or {}
     checkpoint = next((c for c in (v.get("callbacks") or {}).values() if _is_checkpoint(c)), None)
     monitored = checkpoint is not None and checkpoint.get("monitor") is not None
-    if data["val_fraction"] == 0:
+    split = FaceCropDataModule.grouped(data)["split"]
+    if split["val_fraction"] == 0:
         require(
             trainer.get("limit_val_batches") == 0 and not monitored,
-            "data.val_fraction=0: no validation blocks, so no val/ metrics and no best checkpoint; hold some out, or "
-            "train without validation on purpose with trainer.limit_val_batches=0 "
+            "data.split.val_fraction=0: no validation blocks, so no val/ metrics and no best checkpoint; hold some "
+            "out, or train without validation on purpose with trainer.limit_val_batches=0 "
             "callbacks.model_checkpoint.monitor=null",
         )
     require(
-        data["test_fraction"] > 0 or not v.get("test", True),
-        "data.test_fraction=0: no test blocks to test the best checkpoint on; hold some out, or set test=false",
+        split["test_fraction"] > 0 or not v.get("test", True),
+        "data.split.test_fraction=0: no test blocks to test the best checkpoint on; hold some out, or set test=false",
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from facevae.data import split
+from facevae.data.datamodule import FaceCropDataModule
 from facevae.data.extract import check_source
 from facevae.data.video import probe_video
 
@@ -26,10 +27,12 @@ def source_fits_split(data: dict, train: bool) -> None:
     else:
         return  # a photo folder has no time to split by
     if seconds == seconds:  # NaN: the container does not say
-        # The split of every frame kept at data.fps: what extraction gives when it finds the face in each.
-        fractions = data["val_fraction"], data["test_fraction"]
-        times = np.arange(0.0, seconds, 1.0 / data["fps"])
-        block_s, gap_s = split.block_and_gap(times, data["block_s"], data["gap_s"], *fractions)
+        # The split of every frame kept at data.extraction.fps: what extraction gives when it finds the face in each.
+        grouped = FaceCropDataModule.grouped(data)
+        spl = grouped["split"]
+        fractions = spl["val_fraction"], spl["test_fraction"]
+        times = np.arange(0.0, seconds, 1.0 / grouped["extraction"]["fps"])
+        block_s, gap_s = split.block_and_gap(times, spl["block_s"], spl["gap_s"], *fractions)
         split.held_out_blocks(math.ceil(seconds / block_s), block_s, *fractions, f"{seconds:g} s in ")
-        labels = split.time_block_split(times, block_s, gap_s, *fractions, data["split_seed"])
+        labels = split.time_block_split(times, block_s, gap_s, *fractions, spl["seed"])
         split.require_training_frames(labels, gap_s)
