@@ -37,6 +37,7 @@ test-distributed: install
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
 
 bench: install
 	$(PY) -m facevae.bench extraction

@@ -35,9 +35,10 @@ from pytorch_lightning.loggers import Logger, WandbLogger
 from facevae.core.checkpoint import CHECKPOINT_KEY, checkpoint_metadata, wandb_run
 from facevae.core.config import CONF_DIR, python_command
 from facevae.core.files import copy_file, save_torch, write_text
+from facevae.core.sweep_folder import sweep_group, write_status
 from facevae.models.lit_beta_vae import BetaVAEModule
 from facevae.models.lit_stacked_beta_vae import MEMBER_PREFIX, StackedBetaVAEModule, member_prefix
-from facevae.sweeps import identity_tags, sweep_group, write_status
+from facevae.sweeps import identity_tags
 
 log = logging.getLogger(__name__)
 

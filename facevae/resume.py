@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from facevae.core.checkpoint import CHECKPOINT_KEY, checkpoint_in, nonfinite_weights, read_checkpoint
 from facevae.core.errors import FaceVAEError, require
 from facevae.core.rules import shown
+from facevae.data.datamodule import FaceCropDataModule
 from facevae.data.extract import cache_key_for
 from facevae.members import listed
 
@@ -129,8 +130,9 @@ def _same_data(ckpt: dict, cfg: DictConfig, ckpt_path: str) -> None:
 def _same_steps(ckpt: dict, cfg: DictConfig, ckpt_path: str) -> None:
     """The seed and the batch size make the batches and the noise of every step: another would not continue the run."""
     trained = ckpt[CHECKPOINT_KEY].get("config") or {}
-    then = {"seed": trained.get("seed"), "data.batch_size": (trained.get("data") or {}).get("batch_size")}
-    for key, now in (("seed", cfg.seed), ("data.batch_size", cfg.data.batch_size)):
+    batch_size = FaceCropDataModule.grouped(trained.get("data") or {})["loader"]["batch_size"]
+    then = {"seed": trained.get("seed"), "data.loader.batch_size": batch_size if trained.get("data") else None}
+    for key, now in (("seed", cfg.seed), ("data.loader.batch_size", cfg.data.loader.batch_size)):
         if then[key] is not None and then[key] != now:
             raise FaceVAEError(
                 f"ckpt_path={ckpt_path}: trained with {key}={then[key]}, not {now}; a resumed run continues its "

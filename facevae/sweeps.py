@@ -28,10 +28,10 @@ from omegaconf import DictConfig, open_dict
 from facevae.core.config import python_command
 from facevae.core.errors import user_error
 from facevae.core.files import write_text
+from facevae.core.sweep_folder import job_dirs, read_status, sweep_group, write_status
 
 log = logging.getLogger(__name__)
 
-STATUS_FILE = "status.json"
 SHARED_OVERRIDES_FILE = "shared_overrides.json"  # the sweep's command line, written when the multirun starts
 
 
@@ -47,11 +47,6 @@ class Job:
     @property
     def group(self) -> str:
         return sweep_group(self.sweep_dir)
-
-
-def sweep_group(sweep_dir: Path) -> str:
-    """A sweep's group name in W&B: its directory's last two parts, `multirun/DATE/TIME` -> `DATE_TIME`."""
-    return "_".join(Path(sweep_dir).resolve().parts[-2:])
 
 
 def current_job() -> Job | None:
@@ -141,27 +136,6 @@ def run_job(train: Callable[[DictConfig], dict[str, float]], cfg: DictConfig, jo
     value = metrics.get(metric, math.nan)
     write_status(job.dir, {"status": "finished", **record, "metric": metric, "value": value, "metrics": metrics})
     return value
-
-
-def write_status(job_dir: Path, status: dict[str, Any]) -> None:
-    write_text(job_dir / STATUS_FILE, json.dumps(status, indent=2, default=float) + "\n")
-
-
-def read_status(job_dir: Path) -> dict[str, Any]:
-    """What a job recorded; a job directory without status.json was killed or is still running."""
-    path = job_dir / STATUS_FILE
-    if not path.is_file():
-        return {"status": "unfinished"}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return {"status": "unfinished"}
-
-
-def job_dirs(sweep_dir: Path) -> list[Path]:
-    """The job directories of a sweep (Hydra numbers them 0, 1, 2, ...), in job order."""
-    dirs = [p for p in Path(sweep_dir).iterdir() if p.is_dir() and p.name.isdigit()]
-    return sorted(dirs, key=lambda p: int(p.name))
 
 
 class SweepSummary(Callback):

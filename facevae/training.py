@@ -21,7 +21,7 @@ from facevae.callbacks import (
 from facevae.core.checkpoint import AtomicCheckpointIO
 from facevae.core.config import python_command
 from facevae.core.errors import FaceVAEError, user_error
-from facevae.members import StackedRun
+from facevae.members import MemberLogger, StackedRun
 from facevae.models import StackedBetaVAEModule
 from facevae.sweeps import current_job, name_wandb_run
 from facevae.validation import check_config
@@ -197,6 +197,7 @@ def _report(trainer: pl.Trainer, metrics: dict[str, float], best: str | None) ->
 def _finish_loggers(loggers: list, exit_code: int = 0) -> None:
     """Close each W&B run here, so every job of a multirun gets its own run instead of continuing the last one."""
     for logger in loggers:
-        logger = getattr(logger, "inner", logger)  # a stacked run's member loggers each hold their own W&B run
+        if isinstance(logger, MemberLogger):  # a stacked run's member loggers each hold their own W&B run
+            logger = logger.inner
         if isinstance(logger, pl.loggers.WandbLogger) and logger._experiment is not None:
             logger.experiment.finish(exit_code=exit_code)

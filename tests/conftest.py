@@ -20,9 +20,9 @@ def tiny_overrides(clip: Path | None, cache_dir: Path) -> list[str]:
     return [
         f"data.video={clip}" if clip else "data.video=null",
         f"data.cache_dir={cache_dir}",
-        "data.block_s=1",
-        "data.gap_s=0.25",
-        "data.batch_size=8",
+        "data.split.block_s=1",
+        "data.split.gap_s=0.25",
+        "data.loader.batch_size=8",
         "data.progress=false",
         "trainer.max_epochs=1",
         "trainer.check_val_every_n_epoch=1",
@@ -102,7 +102,7 @@ def live_checkpoint(long_clip, tmp_path_factory) -> Path:
         "logger=none",
         "test=false",
         "trainer.max_epochs=4",
-        "data.batch_size=16",
+        "data.loader.batch_size=16",
         "model.beta=0.01",
         "model.optimizer.lr=1e-3",
     )

@@ -11,9 +11,11 @@ import pytest
 
 from facevae.data.align import AlignParams, FaceAligner, Square, cut, source_to_crop
 from facevae.data.cache import load_cache
+from facevae.data.demo_face import eye_centres, render_frame
+from facevae.data.demo_factors import demo_factors
 from facevae.data.extract import ExtractionParams, prepare_cache
 from facevae.data.faces import Box, CropParams, FaceTracker, crop_square
-from facevae.data.synthetic import demo_factors, eye_centres, render_frame, write_demo_video
+from facevae.data.synthetic import write_demo_video
 
 SIZE = 64
 FRAME = (640, 360)  # small frames keep rendering and detection quick; the face is still 120 pixels tall

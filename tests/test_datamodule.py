@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from facevae.core.errors import FaceVAEError
+from facevae.data import cache
 from facevae.data.datamodule import EpochBatches, FaceCropDataModule
 
 CPU = torch.device("cpu")
@@ -17,15 +18,63 @@ def datamodule(long_clip, tmp_path_factory):
     dm = FaceCropDataModule(
         video=str(long_clip),
         cache_dir=str(tmp_path_factory.mktemp("cache")),
-        block_s=1.0,
-        gap_s=0.25,
-        batch_size=8,
-        eval_batch_size=16,
+        split={"block_s": 1.0, "gap_s": 0.25},
+        loader={"batch_size": 8, "eval_batch_size": 16},
         progress=False,
     )
     dm.prepare_data()
     dm.setup("fit")
     return dm
+
+
+def changed(dm: FaceCropDataModule, group: str, **values) -> FaceCropDataModule:
+    """A datamodule with dm's settings but `values` in `group`."""
+    return FaceCropDataModule(**{**dm.hparams, group: {**dm.hparams[group], **values}})
+
+
+# Keys computed by the flat data config's module for one source identity: the groups must cut the same crops.
+FLAT_KEYS = [
+    (dict(fps=8, size=64, crop_scale=0.8, crop_shift_y=0.08, detect_width=320, min_face=0.12, align="eyes+ecc",
+          align_smooth_s=0.2), "128178e6f6151dfe"),
+    ({}, "945a0cfccca60d8a"),  # no align: the face box's square, the caches of checkpoints from before alignment
+    (dict(fps=4, size=32, crop_scale=1.1, min_face=0.2, align="eyes"), "ef2f7e4c46f67499"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("flat, key", FLAT_KEYS)
+def test_the_groups_keep_the_cache_keys_of_the_flat_settings(flat, key):
+    size = flat.pop("size", 64)
+    grouped = FaceCropDataModule(size=size, extraction=flat)
+    assert cache.cache_key("identity", None, grouped.params.as_dict()) == key
+    old = FaceCropDataModule(size=size, **flat)  # a checkpoint's flat config, as evaluate.py and live rebuild it
+    assert old.params == grouped.params
+
+
+def test_a_flat_data_config_builds_the_module_its_groups_do():
+    flat = dict(video="me.mp4", fps=4, block_s=5, gap_s=1, val_fraction=0.2, split_seed=3, batch_size=16)
+    dm = FaceCropDataModule(**flat, num_workers=0, on_device=False)
+    assert dm.extraction.fps == 4 and dm.split.block_s == 5 and dm.split.seed == 3 and dm.split.val_fraction == 0.2
+    assert dm.loader.batch_size == 16 and not dm.on_device
+    assert dm.hparams["split"]["seed"] == 3 and "split_seed" not in dm.hparams  # recorded in the groups
+    assert FaceCropDataModule(**dm.hparams).hparams == dm.hparams
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (
+            {"loader": {"batchsize": 8}},
+            "data.loader.batchsize: not a setting of LoaderSettings (did you mean batch_size",
+        ),
+        ({"extraction": {"fps": 0}}, "data.extraction.fps=0"),
+        ({"split": {"seed": -1}}, "data.split.seed=-1"),
+        ({"fpss": 8}, "data.fpss: not a setting of FaceCropDataModule"),
+        ({"loader": 8}, "data.loader=8: must be a group of settings"),
+    ],
+)
+def test_a_bad_setting_names_its_group(settings, message):
+    with pytest.raises(FaceVAEError, match="^" + message.replace("(", r"\(")):
+        FaceCropDataModule.check_settings(settings)
 
 
 def on_device(batches, datamodule):
@@ -49,7 +98,7 @@ def test_on_device_loaders_send_rows_only_and_the_device_gathers_the_same_batche
     assert datamodule.on_device  # the default, with no loader workers
     sent = list(datamodule.train_dataloader())
     assert all(set(b) == {"index"} for b in sent)
-    host = FaceCropDataModule(**{**datamodule.hparams, "on_device": False})
+    host = changed(datamodule, "loader", on_device=False)
     host.setup("fit")
     expected = list(host.train_dataloader())  # the same seed: the same permutation
     assert all(set(b) == {"image", "index"} for b in expected)
@@ -70,12 +119,12 @@ def test_the_cache_goes_to_a_device_once_and_on_the_cpu_is_not_copied(datamodule
 
 
 def test_on_device_is_off_with_loader_workers_and_refuses_them_when_forced(tmp_path):
-    assert not FaceCropDataModule(num_workers=2).on_device
-    assert not FaceCropDataModule(on_device=False).on_device
-    with pytest.raises(FaceVAEError, match="data.num_workers=2"):
-        FaceCropDataModule(on_device=True, num_workers=2)
-    with pytest.raises(FaceVAEError, match="data.on_device=sometimes"):
-        FaceCropDataModule(on_device="sometimes")
+    assert not FaceCropDataModule(loader={"num_workers": 2}).on_device
+    assert not FaceCropDataModule(loader={"on_device": False}).on_device
+    with pytest.raises(FaceVAEError, match="data.loader.num_workers=2"):
+        FaceCropDataModule(loader={"on_device": True, "num_workers": 2})
+    with pytest.raises(FaceVAEError, match="data.loader.on_device=sometimes"):
+        FaceCropDataModule(loader={"on_device": "sometimes"})
 
 
 def test_data_parallel_processes_take_disjoint_equal_shares_of_one_permutation():
@@ -124,7 +173,7 @@ def test_factors_are_exposed_per_split(datamodule):
 def test_the_recorded_split_is_reused_by_a_fresh_datamodule(datamodule):
     state = datamodule.state_dict()
     assert set(state["split"]) == {"train", "val", "test"}
-    fresh = FaceCropDataModule(**{**datamodule.hparams, "split_seed": 99})
+    fresh = changed(datamodule, "split", seed=99)
     fresh.load_state_dict(state)
     fresh.setup("test")
     assert np.array_equal(fresh.labels, datamodule.labels)
@@ -132,7 +181,7 @@ def test_the_recorded_split_is_reused_by_a_fresh_datamodule(datamodule):
 
 def test_a_short_video_without_a_block_length_trains_on_most_of_its_frames(datamodule, caplog):
     """The 12 s clip: blocks chosen from its duration (1.2 s, ten of them) hold out about 10% each."""
-    short = FaceCropDataModule(**{**datamodule.hparams, "block_s": None, "gap_s": None})
+    short = changed(datamodule, "split", block_s=None, gap_s=None)
     with caplog.at_level("INFO"):
         short.setup("fit")
     shares = [np.mean(short.labels == code) for code in (0, 1, 2)]

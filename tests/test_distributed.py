@@ -17,9 +17,9 @@ import yaml
 from test_sweeps import run_sweep, tiny_job_overrides, wandb_runs
 
 from facevae.core.checkpoint import load_run
+from facevae.core.sweep_folder import read_status
 from facevae.data.datamodule import EpochBatches
 from facevae.data.from_checkpoint import datamodule_for
-from facevae.sweeps import read_status
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]

@@ -60,10 +60,10 @@ def checkpoint(tmp_path_factory) -> Path:
         clip,
         "trainer.max_epochs=3",
         "test=false",
-        "data.batch_size=16",
-        "data.block_s=2",
-        "data.val_fraction=0.2",
-        "data.test_fraction=0.2",
+        "data.loader.batch_size=16",
+        "data.split.block_s=2",
+        "data.split.val_fraction=0.2",
+        "data.split.test_fraction=0.2",
     )
     training.train(cfg)
     return tmp / "run" / "checkpoints" / "last.ckpt"
@@ -168,7 +168,7 @@ def selfie(tmp_path_factory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("selfie")
     clip = write_demo_video(tmp / "me.mp4", seconds=30, seed=4, size=(640, 360))
     truth = clip.with_name("me.factors.csv").rename(tmp / "truth.csv")
-    cfg = make_train_cfg(tmp, clip, "trainer.max_epochs=2", "test=false", "data.batch_size=16")
+    cfg = make_train_cfg(tmp, clip, "trainer.max_epochs=2", "test=false", "data.loader.batch_size=16")
     training.train(cfg)
     return tmp / "run" / "checkpoints" / "last.ckpt", truth
 

@@ -206,7 +206,7 @@ def test_a_truncated_video_is_refused(demo_clip, tmp_path):
 
 @pytest.mark.parametrize("fps, size", [(0, 64), (120, 64), (8, 8), (8, 1024)])
 def test_fps_or_size_out_of_range_is_refused(fps, size):
-    with pytest.raises(FaceVAEError, match="data.fps|data.size"):
+    with pytest.raises(FaceVAEError, match="data.extraction.fps|data.size"):
         ExtractionParams(fps=fps, size=size)
 
 

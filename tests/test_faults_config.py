@@ -1,9 +1,9 @@
 """Fault suite, bad config values: every group of every command, refused in one line before any work.
 
-Most cases compose the real config with Hydra's compose API and run `facevae.validation.check_config`, the one
-check each command runs first; a few run the real entry points in a subprocess to show the boundary (exit status 2,
-one `error:` line, no traceback, no run directory, no file changed). The slow ones run a refused value through each
-entry point.
+Most cases compose the real config with Hydra's compose API and run `facevae.validation.check_config` (for the
+live view `facevae.live.settings.check_live`), the one check each command runs first; a few run the real entry points
+in a subprocess to show the boundary (exit status 2, one `error:` line, no traceback, no run directory, no file
+changed). The slow ones run a refused value through each entry point.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
 from facevae.core.errors import FaceVAEError
+from facevae.live.settings import check_live
 from facevae.validation import check_config
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -45,12 +46,13 @@ def cases(table: list[tuple]) -> list[tuple[str, tuple]]:
 
 
 def refused(command: str, tmp_path: Path, overrides: list[str], *words: str) -> str:
-    """check_config refuses in one line naming `words`, and writes nothing."""
+    """The command's check (check_config; the live view's own, check_live) refuses in one line naming `words`, and
+    writes nothing."""
     (tmp_path / "mine.txt").write_text("a user's file\n")
     before, paths = tree_state(tmp_path), paths_under(tmp_path)
     cfg = composed(command, tmp_path, overrides)
     with pytest.raises(FaceVAEError) as err:
-        check_config(cfg, command)
+        check_live(cfg) if command == "live" else check_config(cfg, command)
     message = str(err.value)
     assert "\n" not in message
     for word in words:
@@ -72,45 +74,45 @@ TRAIN = [
     ("optimized_metric=''", "optimized_metric"),
     ("ckpt_path=/no/such.ckpt", "ckpt_path=/no/such.ckpt"),
     # data
-    ("data.batch_size=0", "data.batch_size=0"),
-    ("data.batch_size=-3", "data.batch_size=-3"),
-    ("data.batch_size=1.5", "data.batch_size=1.5"),
-    ("data.batch_size=abc", "data.batch_size=abc"),
-    ("data.batch_size=true", "data.batch_size=true"),
-    ("data.eval_batch_size=0", "data.eval_batch_size=0"),
-    ("data.num_workers=-1", "data.num_workers=-1"),
-    ("data.num_workers=100000", "data.num_workers=100000"),
+    ("data.loader.batch_size=0", "data.loader.batch_size=0"),
+    ("data.loader.batch_size=-3", "data.loader.batch_size=-3"),
+    ("data.loader.batch_size=1.5", "data.loader.batch_size=1.5"),
+    ("data.loader.batch_size=abc", "data.loader.batch_size=abc"),
+    ("data.loader.batch_size=true", "data.loader.batch_size=true"),
+    ("data.loader.eval_batch_size=0", "data.loader.eval_batch_size=0"),
+    ("data.loader.num_workers=-1", "data.loader.num_workers=-1"),
+    ("data.loader.num_workers=100000", "data.loader.num_workers=100000"),
     ("data.size=63", "data.size=63", "multiple of 16"),
     ("data.size=8", "data.size=8"),
     ("data.size=100000", "data.size=100000"),
     ("data.size=nan", "data.size=nan"),
-    ("data.fps=0", "data.fps=0"),
-    ("data.fps=nan", "data.fps=nan"),
-    ("data.fps=inf", "data.fps=inf"),
-    ("data.crop_scale=abc", "data.crop_scale=abc"),
-    ("data.crop_shift_y=5", "data.crop_shift_y=5"),
-    ("data.detect_width=1000000", "data.detect_width"),
-    ("data.min_face=0", "data.min_face=0"),
-    ("data.block_s=0", "data.block_s=0"),
-    ("data.block_s=0.001", "data.block_s=0.001"),
-    ("data.gap_s=-1", "data.gap_s=-1"),
-    ("data.align=sideways", "data.align=sideways", "eyes+ecc"),
-    ("data.align=true", "data.align=true"),
-    ("data.align_smooth_s=-1", "data.align_smooth_s=-1"),
-    ("data.align_smooth_s=nan", "data.align_smooth_s=nan"),
-    ("data.val_fraction=0", "data.val_fraction=0", "no validation"),
-    ("data.val_fraction=1", "data.val_fraction=1"),
-    ("data.val_fraction=0.6 data.test_fraction=0.6", "must sum below 1"),
-    ("data.test_fraction=0", "data.test_fraction=0", "test=false"),
-    ("data.split_seed=-1", "data.split_seed=-1"),
-    ("data.on_device=maybe", "data.on_device=maybe"),
+    ("data.extraction.fps=0", "data.extraction.fps=0"),
+    ("data.extraction.fps=nan", "data.extraction.fps=nan"),
+    ("data.extraction.fps=inf", "data.extraction.fps=inf"),
+    ("data.extraction.crop_scale=abc", "data.extraction.crop_scale=abc"),
+    ("data.extraction.crop_shift_y=5", "data.extraction.crop_shift_y=5"),
+    ("data.extraction.detect_width=1000000", "data.extraction.detect_width"),
+    ("data.extraction.min_face=0", "data.extraction.min_face=0"),
+    ("data.split.block_s=0", "data.split.block_s=0"),
+    ("data.split.block_s=0.001", "data.split.block_s=0.001"),
+    ("data.split.gap_s=-1", "data.split.gap_s=-1"),
+    ("data.extraction.align=sideways", "data.extraction.align=sideways", "eyes+ecc"),
+    ("data.extraction.align=true", "data.extraction.align=true"),
+    ("data.extraction.align_smooth_s=-1", "data.extraction.align_smooth_s=-1"),
+    ("data.extraction.align_smooth_s=nan", "data.extraction.align_smooth_s=nan"),
+    ("data.split.val_fraction=0", "data.split.val_fraction=0", "no validation"),
+    ("data.split.val_fraction=1", "data.split.val_fraction=1"),
+    ("data.split.val_fraction=0.6 data.split.test_fraction=0.6", "must sum below 1"),
+    ("data.split.test_fraction=0", "data.split.test_fraction=0", "test=false"),
+    ("data.split.seed=-1", "data.split.seed=-1"),
+    ("data.loader.on_device=maybe", "data.loader.on_device=maybe"),
     ("data.progress=yes", "data.progress=yes"),
     ("data.video=''", "data.video=''"),
     ("data.video=/no/such/video.mp4", "/no/such/video.mp4"),
     ("data.demo_seconds=0", "data.demo_seconds=0"),
     ("data.demo_seconds=1e9", "data.demo_seconds"),
-    ("data.block_s=100", "data.block_s=100: the data spans 180 s in 2 blocks", "too few"),
-    ("data.gap_s=100", "data.gap_s=100", "no frame to train on"),
+    ("data.split.block_s=100", "data.split.block_s=100: the data spans 180 s in 2 blocks", "too few"),
+    ("data.split.gap_s=100", "data.split.gap_s=100", "no frame to train on"),
     ("data.cache_dir=''", "data.cache_dir"),
     ("+data.bogus=1", "data.bogus"),
     # model
@@ -225,7 +227,7 @@ def test_wandb_online_with_a_key_passes(tmp_path, monkeypatch):
 
 PREPARE = [
     ("data.size=63", "data.size=63", "multiple of 16"),
-    ("data.fps=-8", "data.fps=-8"),
+    ("data.extraction.fps=-8", "data.extraction.fps=-8"),
     ("data.video=/no/such.mp4", "/no/such.mp4"),
     ("data.cache_dir=''", "data.cache_dir"),
     ("model=wgan_gp data.size=96", "data.size=96"),
@@ -347,13 +349,14 @@ def test_each_value_a_sweep_will_try_is_checked_before_any_job(tmp_path, command
 # -- the boundary: real entry points, one line on stderr, exit status 2, nothing written -----------------------------
 
 BOUNDARY = [
-    ("train", ["data.batch_size=0"], {}, "data.batch_size=0"),
+    ("train", ["data.loader.batch_size=0"], {}, "data.loader.batch_size=0"),
     ("train", [], {"WANDB_MODE": "online", "WANDB_API_KEY": ""}, "WANDB_MODE=offline"),
     ("train", ["model.betaa=4"], {}, "+model.betaa=4"),  # Hydra's own refusals, in one line too
     ("train", ["model.latent_dim=16"], {}, "model.net.latent_dim"),  # a setting that moved says where to
     ("train", ["+foo=1"], {}, "foo: not a setting of this command"),  # a new top-level key nothing reads
     ("train", ["data.video=clip é.mp4"], {}, "must be quoted"),  # Hydra's grammar: the quoting it wants
     ("evaluate", ["++ckpt=given.ckpt"], {}, "ckpt: not a setting"),
+    ("train", ["data.batch_size=16"], {}, "data.batch_size: now data.loader.batch_size"),
     ("prepare", ["data.size=63"], {}, "data.size=63"),
     ("evaluate", ["ckpt_path=given.ckpt", "n_samples=0"], {}, "n_samples=0"),
     ("live", ["ckpt_path=given.ckpt", "source=-1", "output=view.mp4"], {}, "source=-1"),
@@ -380,14 +383,14 @@ def test_the_entry_points_refuse_in_one_line_and_write_nothing(tmp_path, command
         ("train", ["model.net.latent_dim=1"]),
         ("train", ["model=nope"]),
         ("prepare", ["data=nope"]),
-        ("train", ["data.val_fraction=0"]),
+        ("train", ["data.split.val_fraction=0"]),
         ("train", ["seed=-1"]),
-        ("train", ["data.num_workers=-1"]),
-        ("train", ["data.eval_batch_size=0"]),
+        ("train", ["data.loader.num_workers=-1"]),
+        ("train", ["data.loader.eval_batch_size=0"]),
         ("train", ["+trainer.limit_train_batches=0"]),
         ("train", ["-m", "model.beta=1,-2"]),
         ("train", ["sweep=beta", "seed=0,-1"]),
-        ("prepare", ["data.fps=nan"]),
+        ("prepare", ["data.extraction.fps=nan"]),
         ("evaluate", ["ckpt_path=given.ckpt", "device=quantum"]),
         ("evaluate", ["compare=[given.ckpt,missing.ckpt]"]),
         ("live", ["ckpt_path=given.ckpt", "threads=0", "output=view.mp4"]),

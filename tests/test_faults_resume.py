@@ -103,9 +103,9 @@ def test_a_run_killed_with_sigkill_mid_epoch_resumes_exactly(tmp_path, long_clip
     base = [
         f"data.video={long_clip}",
         f"data.cache_dir={tmp_path / 'cache'}",
-        "data.block_s=1",
-        "data.gap_s=0.25",
-        "data.batch_size=8",
+        "data.split.block_s=1",
+        "data.split.gap_s=0.25",
+        "data.loader.batch_size=8",
         "data.progress=false",
         "trainer.max_epochs=5",
         "trainer.check_val_every_n_epoch=2",
@@ -163,8 +163,8 @@ def one_epoch(tmp_path_factory, long_clip) -> Path:
         (["model.net.channels=[16,16,32,32]"], ("model.net.channels=[32,32,64,64]",)),
         (["model.learn_sigma=true"], ("model.learn_sigma=false",)),
         (["seed=1"], ("trained with seed=0, not 1",)),
-        (["data.batch_size=4"], ("data.batch_size=8",)),
-        (["data.crop_scale=0.9"], ("crop cache", "resume with the data it was trained on")),
+        (["data.loader.batch_size=4"], ("data.loader.batch_size=8",)),
+        (["data.extraction.crop_scale=0.9"], ("crop cache", "resume with the data it was trained on")),
         (["trainer.max_epochs=1"], ("already trained 1 epoch and trainer.max_epochs=1",)),
         (["model=wgan_gp"], ("trained as BetaVAEModule",)),
     ],
@@ -206,7 +206,7 @@ def test_a_resume_with_a_changed_beta_goes_on_and_says_so(one_epoch, tmp_path, l
 
 def test_the_command_line_refuses_a_wrong_resume_in_one_line(one_epoch, tmp_path, long_clip):
     paths = paths_under(tmp_path)
-    args = [f"ckpt_path={one_epoch}", f"data.video={long_clip}", "data.block_s=1", "data.batch_size=8"]
+    args = [f"ckpt_path={one_epoch}", f"data.video={long_clip}", "data.split.block_s=1", "data.loader.batch_size=8"]
     result = run_command("train", *args, "model.net.latent_dim=8", cwd=tmp_path, timeout=300)
     assert result.returncode == 2
     assert_refused(result, "model.net.latent_dim=32")

@@ -21,7 +21,7 @@ from hydra import compose, initialize_config_dir
 
 from facevae.core.checkpoint import load_run
 from facevae.core.errors import FaceVAEError
-from facevae.data.synthetic import render_frame
+from facevae.data.demo_face import render_frame
 from facevae.data.video import Frame
 from facevae.live import loop as live_loop
 from facevae.live import sources as live_sources
@@ -42,7 +42,8 @@ def live_cfg(ckpt: Path, source: Path | int, *overrides: str):
 
 
 def live(cfg) -> LiveSummary:
-    """What `python -m facevae.live` runs, in this process."""
+    """The live loop in this process, on the live group's settings alone (`validate`, not the command's whole
+    check), so that what the loaders themselves refuse is seen too."""
     return live_loop.live(validate(cfg))
 
 

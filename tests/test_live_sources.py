@@ -84,14 +84,14 @@ def test_valid_settings_are_typed(tmp_path):
     [
         ("source=-1", "source=-1: a webcam index is 0 to 99"),
         ("source=", "source: missing"),
-        ("threads=0", "threads=0: must be a whole number, at least 1"),
+        ("threads=0", "threads=0: must be from 1 to "),  # to the machine's CPU cores
         ("threads=abc", "threads=abc: must be a whole number"),
-        ("trail=0", "trail=0: must be a whole number, at least 1"),
-        ("max_frames=0", "max_frames=0: must be a whole number, at least 1"),
+        ("trail=0", "trail=0: must be from 1 to 10000 points"),
+        ("max_frames=0", "max_frames=0: must be >= 1"),
         ("max_frames=1.5", "max_frames=1.5: must be a whole number"),
         ("projection=tsne", "projection=tsne: must be one of auto, pca, active, smile"),
-        ("device=bogus", "device=bogus: not a device"),
-        ("device=cuda:7", "device=cuda:7: this machine has no such GPU"),
+        ("device=bogus", "device=bogus: must be auto, cpu, cuda, cuda:N or mps"),
+        ("device=cuda:7", "device=cuda:7: this machine has "),  # fewer CUDA GPUs
         ("overwrite=maybe", "overwrite=maybe: must be true or false"),
         ("output=v.gif", "output=v.gif: must end in .mp4, .mkv, .mov"),
         ("output=v.mp4 coords_csv=c.txt", "coords_csv=c.txt: must end in .csv"),

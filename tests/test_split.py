@@ -54,7 +54,7 @@ def test_recorded_frame_ranges_give_back_the_same_labels():
 
 
 def test_too_short_a_video_for_the_blocks_is_refused_with_advice():
-    with pytest.raises(FaceVAEError, match="data.block_s"):
+    with pytest.raises(FaceVAEError, match="data.split.block_s"):
         time_block_split(np.arange(0, 40, 1 / 8), block_s=30)
 
 
@@ -81,7 +81,7 @@ def test_little_training_is_warned_about(caplog):
     labels = time_block_split(times, 5.0, 2.0)  # the 20 s video with blocks of 5 s: most frames are held out
     with caplog.at_level("WARNING"):
         warn_if_little_training(labels, 5.0, 2.0)
-    assert "training gets" in caplog.text and "data.block_s=5" in caplog.text
+    assert "training gets" in caplog.text and "data.split.block_s=5" in caplog.text
     caplog.clear()
     good = time_block_split(times, auto_block_s(times), auto_gap_s(auto_block_s(times)))
     with caplog.at_level("WARNING"):

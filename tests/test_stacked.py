@@ -14,10 +14,10 @@ from omegaconf import OmegaConf
 from facevae import training
 from facevae.core.checkpoint import load_run
 from facevae.core.errors import FaceVAEError
+from facevae.core.sweep_folder import read_status
+from facevae.core.wandb_offline import run_contents
 from facevae.evaluation.sweep_report import collect, sweep_report
 from facevae.models import BetaVAEModule, StackedBetaVAEModule
-from facevae.sweeps import read_status
-from facevae.wandb_offline import run_contents
 
 BETAS = [1.0, 4.0]
 

@@ -15,10 +15,11 @@ from conftest import tiny_overrides
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
+from facevae.core.sweep_folder import read_status
+from facevae.core.wandb_offline import run_contents
 from facevae.evaluation import evaluate_sweep
 from facevae.plots.sweep import PLOTS
-from facevae.sweeps import Job, read_status, swept_overrides
-from facevae.wandb_offline import run_contents
+from facevae.sweeps import Job, swept_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 

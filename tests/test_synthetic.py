@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 
 from facevae.data import synthetic
-from facevae.data.synthetic import FACTOR_NAMES, demo_factors, main, render_frame, write_demo_video
+from facevae.data.demo_face import render_frame
+from facevae.data.demo_factors import FACTOR_NAMES, demo_factors
+from facevae.data.synthetic import main, write_demo_video
 
 NEUTRAL = dict(smile=0.0, brow=0.0, gaze=0.0, roll=0.0, yaw=0.0, light=1.0, scale=1.0, dx=0.0, dy=0.0)
 # Frame boxes (x0, y0, x1, y1) of the default 1280x720 framing: the face's centre sits at the frame's centre,

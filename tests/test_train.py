@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from facevae import training
 from facevae.core.checkpoint import CHECKPOINT_KEY
 from facevae.core.errors import FaceVAEError
-from facevae.wandb_offline import run_contents
+from facevae.core.wandb_offline import run_contents
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -58,7 +58,8 @@ def test_every_config_group_composes_and_instantiates(tmp_path, group, choice):
 
 def test_seed_paper_experiment_is_the_seeds_setup(tmp_path):
     cfg = make_cfg(tmp_path, None, "experiment=seed_paper")
-    assert (cfg.data.fps, cfg.data.size, cfg.model.net.latent_dim, cfg.model.optimizer.lr) == (8, 64, 32, 1e-4)
+    assert (cfg.data.extraction.fps, cfg.data.size) == (8, 64)
+    assert (cfg.model.net.latent_dim, cfg.model.optimizer.lr) == (32, 1e-4)
     assert cfg.model.net.channels == [32, 32, 64, 64] and cfg.model.net.hidden == 256
     assert "seed_paper" in cfg.tags
 
@@ -166,7 +167,7 @@ def test_offline_wandb_run_holds_the_logged_keys_and_config(tmp_path, demo_clip,
         "val/prior_interpolation/_type",
     }
     assert logged <= run["history_keys"]
-    assert run["config"]["data"]["block_s"] == 1 and run["config"]["model"]["net"]["latent_dim"] == 32
+    assert run["config"]["data"]["split"]["block_s"] == 1 and run["config"]["model"]["net"]["latent_dim"] == 32
 
 
 @pytest.mark.parametrize(
@@ -175,7 +176,7 @@ def test_offline_wandb_run_holds_the_logged_keys_and_config(tmp_path, demo_clip,
         ("model.beta=-1", "beta"),
         ("model.net.latent_dim=0", "latent_dim"),
         ("data.size=60", "60"),
-        ("data.fps=0", "data.fps"),
+        ("data.extraction.fps=0", "data.extraction.fps"),
     ],
 )
 def test_invalid_values_fail_before_any_work(tmp_path, override, words):

@@ -9,16 +9,16 @@
     python -m facevae.bench evaluate   --ckpt PATH [--n-samples 1000] [--output-dir DIR] [--set KEY=VALUE]
     python -m facevae.bench features   [--n 1000]
 
-extraction: decoding and face extraction against realtime (extraction.py). alignment: each `data.align` method's
-accuracy and steadiness against the demo's true eye positions, and its cost (alignment.py). train: images/s of a
-bare eager step, a bare compiled step, the full train.py loop and a DataLoader-from-numpy loop, and the seed
-experiment's fit time (training.py). sweep: a beta sweep as jobs side by side and as one stacked model, against
-one run (sweep.py). results: the validation loss with each speed switch on and off, beside the run-to-run noise
-(results.py). evaluate: evaluate.py's time on one checkpoint, section by section (evaluation.py). features: not a
-timing but a measurement, how each candidate feature space for the sample-quality scores ranks flawed sample sets
-(features.py). The sections that train take the data as train.py does (--video, --cache-dir; the built-in demo by
-default), take train.py overrides for every run they time (--set KEY=VALUE) and time on the GPU when there is one.
-Tests check behaviour, never speed: these tables are the record, kept in the README's Performance section.
+extraction: decoding and face extraction against realtime (extraction.py). alignment: each `data.extraction.align`
+method's accuracy and steadiness against the demo's true eye positions, and its cost (alignment.py). train: images/s of
+a bare eager step, a bare compiled step, the full train.py loop and a DataLoader-from-numpy loop, and the seed
+experiment's fit time (training.py). sweep: a beta sweep as jobs side by side and as one stacked model, against one run
+(sweep.py). results: the validation loss with each speed switch on and off, beside the run-to-run noise (results.py).
+evaluate: evaluate.py's time on one checkpoint, section by section (evaluation.py). features: not a timing but a
+measurement, how each candidate feature space for the sample-quality scores ranks flawed sample sets (features.py). The
+sections that train take the data as train.py does (--video, --cache-dir; the built-in demo by default), take train.py
+overrides for every run they time (--set KEY=VALUE) and time on the GPU when there is one. Tests check behaviour, never
+speed: these tables are the record, kept in the README's Performance section.
 """
 
 from __future__ import annotations

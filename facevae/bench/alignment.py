@@ -1,12 +1,12 @@
 """`python -m facevae.bench alignment`: how steady and how accurate each face alignment is, against the truth.
 
-Frames of the demo person are rendered at 7.5 fps (every 4th of 30) with the demo's drifting pose, scale, place
-and light, so the true eye centres of every frame are known (facevae.data.synthetic.eye_centres). For each
-`data.align` method it reports, in pixels of the 64-pixel crop: how far the true eyes stray from their mean place
-(RMS), how much that changes from one frame to the next (jitter), the spread of the eye line's roll and of the
-face's scale; then the milliseconds of alignment per frame (CPU); and a shift test: at several moments, the crop of
-the neutral frame moved 4 pixels against the crop of the same moment smiling (RMS grey-level distance to the
-unmoved frame's crop; a steady alignment keeps the first far below the second).
+Frames of the demo person are rendered at 7.5 fps (every 4th of 30) with the demo's drifting pose, scale, place and
+light, so the true eye centres of every frame are known (facevae.data.demo_face.eye_centres). For each
+`data.extraction.align` method it reports, in pixels of the 64-pixel crop: how far the true eyes stray from their mean
+place (RMS), how much that changes from one frame to the next (jitter), the spread of the eye line's roll and of the
+face's scale; then the milliseconds of alignment per frame (CPU); and a shift test: at several moments, the crop of the
+neutral frame moved 4 pixels against the crop of the same moment smiling (RMS grey-level distance to the unmoved frame's
+crop; a steady alignment keeps the first far below the second).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import cv2
 import numpy as np
 
 from facevae.data.align import ALIGN_METHODS, AlignParams, FaceAligner, cut, source_to_crop
+from facevae.data.demo_face import eye_centres, render_frame
+from facevae.data.demo_factors import demo_factors
 from facevae.data.faces import CropParams, FaceTracker
-from facevae.data.synthetic import demo_factors, eye_centres, render_frame
 
 SIZE = 64
 
@@ -32,7 +33,9 @@ def bench_alignment(args: argparse.Namespace) -> None:
     greys = [cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) for rgb in rendered]
     print(f"{args.frames} demo frames at 7.5 fps, seed {args.seed}; crop pixels of a {SIZE}-pixel crop")
     print()
-    print("| data.align | eye RMS px | jitter px | roll sd deg | scale sd % | ms/frame | shift 4 px / smile |")
+    print(
+        "| data.extraction.align | eye RMS px | jitter px | roll sd deg | scale sd % | ms/frame | shift 4 px / smile |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for method in ALIGN_METHODS:
         squares, ms = _align(frames, greys, method)

@@ -33,6 +33,8 @@ class _SectionTimer(logging.Handler):
 
 
 def bench_evaluate(args: argparse.Namespace) -> None:
+    # Here, not at the top: the evaluation pipeline brings matplotlib, scikit-learn and Hydra's composition, which
+    # `python -m facevae.bench` loads for this bench alone.
     from hydra import compose, initialize_config_dir
 
     from facevae.core.config import CONF_DIR

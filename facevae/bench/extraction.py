@@ -67,9 +67,15 @@ def bench_extraction(args: argparse.Namespace) -> None:
         timed("kept frames only, `iter_video_frames`", lambda: _read_kept(path), args.repeat),
         timed("extraction, decoding every frame", lambda: _extract(path, skip=False), args.repeat),
         timed(
-            "extraction, skipping unneeded frames (box crops, `data.align=none`)", lambda: _extract(path), args.repeat
+            "extraction, skipping unneeded frames (box crops, `data.extraction.align=none`)",
+            lambda: _extract(path),
+            args.repeat,
         ),
-        timed("extraction, aligned to the eyes (`data.align=eyes`)", lambda: _extract(path, align="eyes"), args.repeat),
+        timed(
+            "extraction, aligned to the eyes (`data.extraction.align=eyes`)",
+            lambda: _extract(path, align="eyes"),
+            args.repeat,
+        ),
         timed(
             "extraction, default: eyes and registration (`eyes+ecc`)",
             lambda: _extract(path, align="eyes+ecc"),

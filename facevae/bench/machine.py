@@ -7,6 +7,8 @@ import os
 import platform
 from pathlib import Path
 
+import torch
+
 
 def describe_machine(device: str = "cpu", **versions: str) -> str:
     """CPU model, cores and load, the GPU when timing on one, and the versions that set the speed."""
@@ -19,8 +21,6 @@ def describe_machine(device: str = "cpu", **versions: str) -> str:
     load = f"1-min load {os.getloadavg()[0]:.2f} before timing"  # other processes on the cores slow every step
     parts = [f"{cpu}, {cores} cores, {load}"]
     if device == "cuda":
-        import torch
-
         props = torch.cuda.get_device_properties(0)
         parts.insert(0, f"{props.name} ({props.total_memory / 2**30:.0f} GiB)")
     known = {"python": platform.python_version(), "torch": package_version("torch"), **versions}

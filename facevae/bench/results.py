@@ -12,14 +12,18 @@ import tempfile
 import time
 
 import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
 
+from facevae import training
 from facevae.bench import data_overrides
 from facevae.bench.machine import describe_machine
+from facevae.core.config import CONF_DIR
 
 EAGER = [
     "model.compile=false",
     "model.cuda_graph=false",
-    "data.on_device=true",
+    "data.loader.on_device=true",
     "model.channels_last=false",
     "trainer.precision=32-true",
 ]
@@ -29,7 +33,7 @@ def switches(device: str) -> list[tuple[str, list[str]]]:
     """Each switch on alone, everything else eager: (name, overrides on top of EAGER)."""
     mode = "reduce-overhead" if device == "cuda" else "default"
     return [
-        ("data.on_device=false", ["data.on_device=false"]),
+        ("data.loader.on_device=false", ["data.loader.on_device=false"]),
         ("model.channels_last=true", ["model.channels_last=true"]),
         (f"model.compile={mode}", [f"model.compile={mode}"]),
         *([("model.cuda_graph=true", ["model.cuda_graph=true"])] if device == "cuda" else []),
@@ -62,12 +66,6 @@ def bench_results(args: argparse.Namespace) -> None:
 def val_loss(overrides: list[str], epochs: int) -> tuple[float, float]:
     """(the validation loss at the end, the seconds it took) of train.py with these overrides: validation only at
     the last epoch, no callbacks but the checkpoint, no logger."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import open_dict
-
-    from facevae import training
-    from facevae.core.config import CONF_DIR
-
     torch._dynamo.reset()
     with tempfile.TemporaryDirectory() as out:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

@@ -26,7 +26,9 @@ import torch
 
 from facevae.bench import data_overrides
 from facevae.bench.machine import describe_machine
+from facevae.bench.training import bare_loop, optimizer_steps, training_crops
 from facevae.core.errors import FaceVAEError
+from facevae.models import BetaVAE, StackedBetaVAEModule
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,7 +70,6 @@ def bench_sweep(args: argparse.Namespace) -> None:
 def print_bare_steps(args: argparse.Namespace, device_type: str) -> None:
     """The training step alone: K models one after another against the K stacked into one, in images/s per model
     summed over the models (each of K models trained on a batch of 64 counts 64 images)."""
-    from facevae.bench.training import bare_loop, training_crops
 
     device = torch.device(device_type)
     crops = training_crops(args)
@@ -98,9 +99,6 @@ def stacked_loop(
     """Images/s summed over the K members of a StackedBetaVAEModule's step: crops on the device, a random batch
     gathered there, the members' losses, backward from their sum, Adam (fused on a GPU); captured as one CUDA graph
     when asked, as model.cuda_graph does."""
-    from facevae.bench.training import optimizer_steps
-    from facevae.models import BetaVAE, StackedBetaVAEModule
-
     torch.manual_seed(0)
     module = StackedBetaVAEModule(BetaVAE(), betas=[float(b) for b in range(1, k + 1)], vmap=vmap).to(device)
     data = torch.from_numpy(crops).to(device)

@@ -5,8 +5,8 @@
         one-time compilation reported apart. On a GPU also the step captured by CapturedStep (model.cuda_graph),
         eager and compiled inside
     (c) the full train.py loop as configured (W&B offline, every callback), its training batches and its whole fit,
-        with the crops on the device (the default) and from host memory (data.on_device=false); on a GPU also with
-        the step captured eagerly and with reduce-overhead instead of the capture
+        with the crops on the device (the default) and from host memory (data.loader.on_device=false); on a GPU also
+        with the step captured eagerly and with reduce-overhead instead of the capture
     (d) the pipeline common VAE repositories use: a per-item Dataset over numpy and a shuffling DataLoader with workers
 
 Each at every batch size asked for, after the seed experiment (experiment=seed_paper: batch 64, validation and
@@ -33,10 +33,16 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
+from torch.utils.data import DataLoader, Dataset
 
+from facevae import training
 from facevae.bench import data_overrides
 from facevae.bench.machine import describe_machine
+from facevae.core.config import CONF_DIR
 from facevae.core.tensors import to_float_images
+from facevae.data.datamodule import FaceCropDataModule
 from facevae.models import BetaVAE, speed
 from facevae.models.objectives import beta_vae_loss
 
@@ -107,7 +113,10 @@ def rows_at(batch: int, crops: np.ndarray, device: torch.device, mode: str, args
         yield row("(b) bare step captured as one CUDA graph (CapturedStep)", captured, f"; capture {capture_s:.1f} s")
         captured, capture_s = bare_loop(crops, batch, args.steps, device, "default", captured=True)
         yield row("(b) the same, compiled (mode=default) inside", captured, f"; compiling {capture_s:.0f} s apart")
-    variants = [("crops on the device", ["data.on_device=true"]), ("crops from host memory", ["data.on_device=false"])]
+    variants = [
+        ("crops on the device", ["data.loader.on_device=true"]),
+        ("crops from host memory", ["data.loader.on_device=false"]),
+    ]
     if device.type == "cuda":
         variants.append(("the step captured eagerly (model.compile=false)", ["model.compile=false"]))
         variants.append(("model.compile=reduce-overhead, no CapturedStep", ["model.compile=reduce-overhead"]))
@@ -149,8 +158,6 @@ def print_profile(fit: FitTiming) -> None:
 def demo_datamodule(args: argparse.Namespace):
     """The datamodule train.py would use, set up for fitting: the demo's by default (`--video`, `--cache-dir` choose
     another), its crops extracted first when missing."""
-    from facevae.data.datamodule import FaceCropDataModule
-
     settings = {"progress": False}
     if args.video:
         settings["video"] = str(args.video)
@@ -262,7 +269,6 @@ def timed_steps(
 
 def dataloader_loop(crops: np.ndarray, batch: int, steps: int, device: torch.device, workers: int) -> float:
     """What common VAE repositories do: a per-item Dataset over numpy, a shuffling DataLoader with workers."""
-    from torch.utils.data import DataLoader, Dataset
 
     class Items(Dataset):
         def __len__(self) -> int:
@@ -350,12 +356,6 @@ class Clock(pl.Callback):
 def train_py_loop(batch: int, epochs: int, overrides: list[str], profile: bool = False) -> FitTiming:
     """train.py's own code path as configured (W&B offline, every callback), on the data the overrides name. With
     `profile`, under Lightning's SimpleProfiler, whose report (seconds per hook) comes back in FitTiming.profile."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import open_dict
-
-    from facevae import training
-    from facevae.core.config import CONF_DIR
-
     torch._dynamo.reset()  # a compiled step starts from nothing, as in a fresh train.py process
     clock = Clock()
     with tempfile.TemporaryDirectory() as out:
@@ -365,7 +365,7 @@ def train_py_loop(batch: int, epochs: int, overrides: list[str], profile: bool =
                 overrides=[
                     *overrides,
                     f"trainer.max_epochs={epochs}",
-                    f"data.batch_size={batch}",
+                    f"data.loader.batch_size={batch}",
                     "test=false",
                     "trainer.enable_progress_bar=false",
                     "data.progress=false",

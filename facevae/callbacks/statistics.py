@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 from facevae.callbacks.images import _EveryNEpochs
 from facevae.callbacks.media import figure_to_array, log_image
 from facevae.metrics import psnr as psnr_metrics
-from facevae.models.lit_beta_vae import ACTIVE_KL_NATS
+from facevae.models.kl_per_dim import ACTIVE_KL_NATS
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.loggers import WandbLogger
 
-import facevae
 from facevae.core.errors import FaceVAEError
 from facevae.core.files import save_torch
+from facevae.core.version import VERSION
 
 CHECKPOINT_KEY = "facevae"
 
@@ -30,7 +30,7 @@ def checkpoint_metadata(trainer: pl.Trainer, config: dict, model_class: str, wan
     """What a checkpoint of `model_class` trained with `config` carries: config, data split and source, W&B run."""
     dm = trainer.datamodule
     return {
-        "version": facevae.__version__,
+        "version": VERSION,
         "config": config,
         "split": dm.split_ranges(),
         "cache_key": dm.data.manifest["key"],

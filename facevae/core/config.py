@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -98,9 +100,6 @@ def check_command_line(config_name: str, args: list[str] | None = None) -> None:
     """Hydra's own refusals of a command line (a key that is not a setting, a config choice that does not exist, an
     override it cannot parse) as one `error:` line and exit status 2, like every other bad input. Flags (-m, --cfg,
     --help) and sweeps are left to Hydra, which knows what to do with them."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-
     args = sys.argv[1:] if args is None else args
     if any(arg.startswith("-") for arg in args):
         return
@@ -139,24 +138,32 @@ def _quoting_hint(text: str) -> str:
 
 
 # Settings of the networks and the optimizer live in the nodes that build them (model.net, model.generator,
-# model.optimizer); a command line written for the flat model config is told where each went.
+# model.optimizer), and the data's in its groups (data.extraction, data.split, data.loader, as
+# facevae.data.datamodule.FLAT lists them); a command line written for the flat configs is told where each went.
 MOVED = {
-    "latent_dim": "model.net.latent_dim (the WGAN's: model.generator.latent_dim)",
-    "channels": "model.net.channels",
-    "hidden": "model.net.hidden",
-    "image_size": "model.net.image_size",
-    "lr": "model.optimizer.lr",
-    "adam_betas": "model.optimizer.betas",
-    "width": "model.generator.width",
+    "model.latent_dim": "model.net.latent_dim (the WGAN's: model.generator.latent_dim)",
+    "model.channels": "model.net.channels",
+    "model.hidden": "model.net.hidden",
+    "model.image_size": "model.net.image_size",
+    "model.lr": "model.optimizer.lr",
+    "model.adam_betas": "model.optimizer.betas",
+    "model.width": "model.generator.width",
+    **{f"data.{key}": f"data.extraction.{key}" for key in ("fps", "crop_scale", "crop_shift_y", "detect_width")},
+    **{f"data.{key}": f"data.extraction.{key}" for key in ("min_face", "align", "align_smooth_s")},
+    **{f"data.{key}": f"data.split.{key}" for key in ("block_s", "gap_s", "val_fraction", "test_fraction")},
+    "data.split_seed": "data.split.seed",
+    **{f"data.{key}": f"data.loader.{key}" for key in ("batch_size", "eval_batch_size", "num_workers", "on_device")},
 }
 
 
 def _moved_key(text: str) -> str | None:
-    """For Hydra's refusal of `model.<key>=` where <key> moved into a node of its own: where it is now."""
-    found = re.match(r"Could not override 'model\.(\w+)'", text)
+    """For Hydra's refusal of `model.<key>=` or `data.<key>=` where <key> moved into a node of its own: where it
+    is now."""
+    found = re.match(r"Could not override '((?:model|data)\.\w+)'", text)
     if found is None or found.group(1) not in MOVED:
         return None
-    return f"model.{found.group(1)}: now {MOVED[found.group(1)]}, the node that builds it"
+    where = "the node that builds it" if found.group(1).startswith("model.") else "its group"
+    return f"{found.group(1)}: now {MOVED[found.group(1)]}, {where}"
 
 
 def _one_line(text: str) -> str:

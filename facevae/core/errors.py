@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
+from hydra.core.hydra_config import HydraConfig
+
 T = TypeVar("T")
 
 # Failures of the disk, its permissions or the path given, which the user fixes outside the program.
@@ -109,7 +111,6 @@ def _disk_reason(err: OSError) -> str:
 def notices_to_the_log() -> None:
     """In a command run by Hydra, Lightning's notices and Python's warnings go where Hydra's log goes (the console's
     stdout and the run's log file), so that stderr holds what went wrong and nothing else: an `error:` line."""
-    from hydra.core.hydra_config import HydraConfig
 
     if not HydraConfig.initialized():
         return

@@ -21,6 +21,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
+import torch
+
 from facevae.core.errors import FULL_ERRNOS, FaceVAEError, WriteError, disk_error, is_disk_error
 
 _HEAD_TAIL_BYTES = 1 << 20
@@ -178,7 +181,6 @@ def write_text(path: Path | str, text: str, setting: str = "") -> Path:
 def save_torch(obj: object, path: Path | str, setting: str = "") -> Path:
     """torch.save through a buffer: torch's own file writer turns a full disk into a RuntimeError of its own
     wording, where a Python write raises the OSError that says what happened."""
-    import torch
 
     buffer = io.BytesIO()
     torch.save(obj, buffer)
@@ -188,7 +190,6 @@ def save_torch(obj: object, path: Path | str, setting: str = "") -> Path:
 def write_npy(f: BinaryIO, array) -> None:
     """np.save into an open file, the data written by Python: numpy's own writer reports a full disk without its
     errno, which would then read as a bug rather than as the disk."""
-    import numpy as np
 
     array = np.ascontiguousarray(array)
     np.lib.format.write_array_header_1_0(f, np.lib.format.header_data_from_array_1_0(array))
@@ -269,7 +270,7 @@ def build_lock(final: Path, setting: str = "") -> Iterator[None]:
     builds may overlap, which costs time but not correctness: see atomic_directory.
     """
     try:
-        import fcntl
+        import fcntl  # POSIX only: where it is missing (Windows), builds run unlocked
     except ImportError:
         yield
         return

@@ -1,10 +1,10 @@
 """Rules for configuration values: each checks one setting and raises FaceVAEError naming it, before any work.
 
 A class built from a config group (the datamodule, each model, each callback) declares its own rules as a static
-`check_settings(values, prefix)`; its constructor runs them, and `facevae.validation.check_config` runs them for
-every group of a command before data is extracted, a logger made or a directory written. The rules below are the
-vocabulary they share, so that `data.batch_size=0`, `data.batch_size=1.5`, `data.batch_size=nan` and
-`data.batch_size=abc` each get one line saying what the setting must be.
+`check_settings(values, prefix)`; its constructor runs them, and `facevae.validation.check_config` runs them for every
+group of a command before data is extracted, a logger made or a directory written. The rules below are the vocabulary
+they share, so that `data.loader.batch_size=0`, `data.loader.batch_size=1.5`, `data.loader.batch_size=nan` and
+`data.loader.batch_size=abc` each get one line saying what the setting must be.
 """
 
 from __future__ import annotations
@@ -12,9 +12,16 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from facevae.core.errors import FaceVAEError, require
+
+
+@runtime_checkable
+class Configurable(Protocol):
+    """A class built from a config group that declares the rules of its values (a static or class method)."""
+
+    def check_settings(self, values: dict, prefix: str) -> None: ...
 
 
 def shown(value: Any) -> str:
@@ -127,8 +134,13 @@ def known_keys(prefix: str, values: Mapping[str, Any], fn: Callable, what: str) 
     params = inspect.signature(fn).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
+    known_names(prefix, values, list(params), what)
+
+
+def known_names(prefix: str, values: Mapping[str, Any], names: Sequence[str], what: str) -> None:
+    """Every key of values is one of `names`: a misspelt +key is named, with the names it may have meant."""
     for key in values:
-        if key not in params:
-            close = [name for name in params if name.startswith(key[:3])][:3]
+        if key not in names:
+            close = [name for name in names if name.startswith(key[:3])][:3]
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise FaceVAEError(f"{prefix}.{key}: not a setting of {what}{hint}")

@@ -8,9 +8,10 @@ tracked face box, first over the upper face and then in small windows around the
 times cheaper; the eye centres are then smoothed over time. A frame whose eyes are not found keeps the face box's
 own estimate of them (the eyes' usual place in a Haar box), so alignment never drops a frame.
 
-The square's framing is the box crop's (facevae.data.faces.CropParams): side `scale` times the width of the face
-box the eyes imply, centre `shift_y` of that width below the box's centre, turned with the line through the eyes.
-So `data.align=eyes` and `data.align=none` frame the average face alike, and `crop_scale` keeps its meaning.
+The square's framing is the box crop's (facevae.data.faces.CropParams): side `scale` times the width of the face box the
+eyes imply, centre `shift_y` of that width below the box's centre, turned with the line through the eyes. So
+`data.extraction.align=eyes` and `data.extraction.align=none` frame the average face alike, and `crop_scale` keeps its
+meaning.
 
 On 240 frames of the demo person rendered with the truth (`python -m facevae.bench alignment`), the true eye
 centres stray from their mean place in the 64-pixel crop by 2.95 pixels RMS with the box crop, its roll by 7.9

@@ -7,10 +7,14 @@ the host but the indices. On CPU the "device copy" is the cache itself.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -22,8 +26,9 @@ from facevae.core.errors import require
 from facevae.data import split as splitting
 from facevae.data.align import AlignParams
 from facevae.data.cache import FaceCrops, load_cache
-from facevae.data.extract import ExtractionParams, ExtractionResult, format_summary, prepare_cache
+from facevae.data.extract import SIZE_RANGE, ExtractionParams, ExtractionResult, format_summary, prepare_cache
 from facevae.data.faces import CropParams, DetectorParams
+from facevae.data.synthetic import write_demo_video
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +112,75 @@ class EpochBatches(Sampler):
         yield from batches[self.rank :: self.world_size]
 
 
+# The data config's groups and the settings in each. A config (or a checkpoint's record of one) from before the
+# groups names the same settings flat, beside `video` (`fps=`, `batch_size=`, `split_seed=`): FLAT says where each
+# went.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "extraction": ("fps", "crop_scale", "crop_shift_y", "detect_width", "min_face", "align", "align_smooth_s"),
+    "split": ("block_s", "gap_s", "val_fraction", "test_fraction", "seed"),
+    "loader": ("batch_size", "eval_batch_size", "num_workers", "on_device"),
+}
+FLAT = {key: (group, key) for group, keys in GROUPS.items() for key in keys if key != "seed"}
+FLAT["split_seed"] = ("split", "seed")
+
+
+@dataclass(frozen=True)
+class ExtractionSettings:
+    """How crops are cut from each frame (`data.extraction`); every one is part of the cache key, with `data.size`.
+    Without `align` the crops are the face box's upright square, as before alignment existed."""
+
+    fps: float = 8.0
+    crop_scale: float = 0.8
+    crop_shift_y: float = 0.08
+    detect_width: int = 320
+    min_face: float = 0.12
+    align: str = "none"
+    align_smooth_s: float = 0.2
+
+    def params(self, size: int) -> ExtractionParams:
+        return ExtractionParams(
+            fps=self.fps,
+            size=size,
+            crop=CropParams(scale=self.crop_scale, shift_y=self.crop_shift_y),
+            detector=DetectorParams(detect_width=self.detect_width, min_face=self.min_face),
+            align=AlignParams(method=self.align, smooth_s=self.align_smooth_s),
+        )
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """The split by blocks of time (`data.split`): block and gap seconds (None: from the duration), the shares held
+    out, and the seed that picks the held-out blocks."""
+
+    block_s: float | None = None
+    gap_s: float | None = None
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class LoaderSettings:
+    """How batches are made (`data.loader`): their sizes, loader workers, and whether the cache sits on the training
+    device ("auto": when there are no workers)."""
+
+    batch_size: int = 64
+    eval_batch_size: int = 256
+    num_workers: int = 0
+    on_device: bool | str = "auto"
+
+
+SETTINGS = {"extraction": ExtractionSettings, "split": SplitSettings, "loader": LoaderSettings}
+
+
 class FaceCropDataModule(pl.LightningDataModule):
-    """Face crops of one person from a video or an image folder; the built-in demo video when `video` is None."""
+    """Face crops of one person from a video or an image folder; the built-in demo video when `video` is None.
+
+    Its arguments are the data config's: where the video and the cache are, the crops' `size`, and one group each
+    for `extraction`, `split` and `loader` (mappings of the settings in ExtractionSettings, SplitSettings and
+    LoaderSettings; a setting left out keeps its default). `flat` takes the settings of a config from before the
+    groups (`fps=8, batch_size=64, split_seed=0, ...`), as older checkpoints record it: each goes into its group.
+    """
 
     def __init__(
         self,
@@ -116,35 +188,22 @@ class FaceCropDataModule(pl.LightningDataModule):
         demo_video: str = "data/demo/clip.mp4",
         demo_seconds: float = 180.0,
         cache_dir: str = "data/cache",
-        fps: float = 8.0,
         size: int = 64,
-        crop_scale: float = 0.8,
-        crop_shift_y: float = 0.08,
-        detect_width: int = 320,
-        min_face: float = 0.12,
-        align: str = "none",
-        align_smooth_s: float = 0.2,
-        block_s: float | None = None,
-        gap_s: float | None = None,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
-        split_seed: int = 0,
-        batch_size: int = 64,
-        eval_batch_size: int = 256,
-        num_workers: int = 0,
-        on_device: bool | str = "auto",
+        extraction: Mapping[str, Any] | None = None,
+        split: Mapping[str, Any] | None = None,
+        loader: Mapping[str, Any] | None = None,
         progress: bool = True,
+        **flat: Any,
     ):
         super().__init__()
-        self.check_settings({k: v for k, v in locals().items() if k not in ("self", "__class__")})
-        self.save_hyperparameters()
-        self.params = ExtractionParams(
-            fps=fps,
-            size=size,
-            crop=CropParams(scale=crop_scale, shift_y=crop_shift_y),
-            detector=DetectorParams(detect_width=detect_width, min_face=min_face),
-            align=AlignParams(method=align, smooth_s=align_smooth_s),
-        )
+        given = {k: v for k, v in locals().items() if k not in ("self", "__class__", "flat")}
+        settings = FaceCropDataModule.grouped({**given, **flat})
+        self.check_settings(settings)
+        self.save_hyperparameters(settings)
+        self.extraction = ExtractionSettings(**settings["extraction"])
+        self.split = SplitSettings(**settings["split"])
+        self.loader = LoaderSettings(**settings["loader"])
+        self.params = self.extraction.params(size)
         self.data: FaceCrops | None = None
         self.labels: np.ndarray | None = None  # 0 train, 1 val, 2 test, -1 gap; one per crop
         self._recorded_split: dict | None = None
@@ -152,35 +211,47 @@ class FaceCropDataModule(pl.LightningDataModule):
         self._order_seed = 0  # seeds the training batches' permutations; set by setup
 
     @staticmethod
+    def grouped(values: Mapping[str, Any]) -> dict[str, Any]:
+        """A data config's values (grouped, flat, or both) as the groups, each with every setting: the defaults
+        under what is given, a flat setting over its group's. Keys it does not know are kept, for the check to name."""
+        out = dict(values)
+        groups = {name: out.pop(name, None) or {} for name in GROUPS}
+        for name, given in groups.items():
+            require(isinstance(given, Mapping), f"data.{name}={rules.shown(given)}: must be a group of settings")
+        groups = {name: dict(given) for name, given in groups.items()}
+        for key in [k for k in out if k in FLAT]:
+            group, name = FLAT[key]
+            groups[group][name] = out.pop(key)
+        defaults = rules.with_defaults(FaceCropDataModule.__init__, {})
+        top = {k: v for k, v in defaults.items() if k not in GROUPS and k != "flat"}
+        for name, cls in SETTINGS.items():
+            out[name] = {**dataclasses.asdict(cls()), **groups[name]}
+        return {**top, **out}
+
+    @staticmethod
     def check_settings(values: dict, prefix: str = "data") -> None:
         """Every value of the data config, before any video is read (facevae.validation runs this for each command)."""
-        v = rules.with_defaults(FaceCropDataModule.__init__, values)
+        v = FaceCropDataModule.grouped(values)
+        arguments = [name for name in inspect.signature(FaceCropDataModule.__init__).parameters if name != "flat"]
+        rules.known_names(prefix, v, arguments, "FaceCropDataModule")
+        for name, cls in SETTINGS.items():
+            rules.known_keys(f"{prefix}.{name}", v[name], cls.__init__, cls.__name__)
         for key in ("video", "demo_video", "cache_dir"):
             rules.text(f"{prefix}.{key}", v[key], optional=key == "video")
         # A demo of a few seconds cannot be split into blocks; one of hours takes as long to make and to extract.
         rules.number(f"{prefix}.demo_seconds", v["demo_seconds"], 10, 7200, why=" seconds")
-        ExtractionParams.check_settings(v, prefix)
-        splitting.check_settings(v, prefix)
-        rules.whole(f"{prefix}.split_seed", v["split_seed"], 0, 2**32 - 1)
-        # Batches larger than the data are one batch of all of it (EpochBatches); there is no upper bound to set.
-        rules.whole(f"{prefix}.batch_size", v["batch_size"], lo=1)
-        rules.whole(f"{prefix}.eval_batch_size", v["eval_batch_size"], lo=1)
-        cores = os.cpu_count() or 1
-        rules.whole(f"{prefix}.num_workers", v["num_workers"], 0, cores, why=f" (this machine has {cores} CPU cores)")
-        rules.choice(f"{prefix}.on_device", v["on_device"], ("auto", True, False))
-        require(
-            not (v["on_device"] is True and v["num_workers"] > 0),
-            f"{prefix}.on_device=true gathers batches on the training device, in this process: "
-            f"{prefix}.num_workers={v['num_workers']} would have nothing to do "
-            f"(set it to 0, or {prefix}.on_device=false)",
-        )
+        rules.whole(f"{prefix}.size", v["size"], *SIZE_RANGE, why=" pixels")
+        ExtractionParams.check_settings(v["extraction"], f"{prefix}.extraction")
+        splitting.check_settings(v["split"], f"{prefix}.split")
+        rules.whole(f"{prefix}.split.seed", v["split"]["seed"], 0, 2**32 - 1)
+        _check_loader(v["loader"], f"{prefix}.loader")
         rules.flag(f"{prefix}.progress", v["progress"])
 
     @property
     def on_device(self) -> bool:
         """Whether batches are gathered on the training device: "auto" does so unless loader workers are asked for."""
-        setting = self.hparams.on_device
-        return self.hparams.num_workers == 0 if setting == "auto" else bool(setting)
+        setting = self.loader.on_device
+        return self.loader.num_workers == 0 if setting == "auto" else bool(setting)
 
     # -- where the data comes from -----------------------------------------------------------------------------
     @property
@@ -195,8 +266,6 @@ class FaceCropDataModule(pl.LightningDataModule):
 
     def prepare_cache(self) -> ExtractionResult:
         if not self.hparams.video and not self.source.exists():
-            from facevae.data.synthetic import write_demo_video
-
             log.info("making the built-in demo video at %s", self.source)
             write_demo_video(self.source, seconds=self.hparams.demo_seconds)
         return prepare_cache(self.source, self.hparams.cache_dir, self.params, progress=self.hparams.progress)
@@ -214,12 +283,11 @@ class FaceCropDataModule(pl.LightningDataModule):
             self.labels = splitting.labels_from_ranges(frames, self._recorded_split)
             log.info("split as recorded in the checkpoint: %s", splitting.describe(self.labels))
             return
-        hp, times = self.hparams, self.data.frames["time_s"].to_numpy()
-        block_s, gap_s = splitting.block_and_gap(times, hp.block_s, hp.gap_s, hp.val_fraction, hp.test_fraction)
-        self.labels = splitting.time_block_split(
-            times, block_s, gap_s, hp.val_fraction, hp.test_fraction, hp.split_seed
-        )
-        given = "" if hp.block_s is not None else f" (data.block_s chosen for {splitting.duration_s(times):.0f} s)"
+        sp, times = self.split, self.data.frames["time_s"].to_numpy()
+        block_s, gap_s = splitting.block_and_gap(times, sp.block_s, sp.gap_s, sp.val_fraction, sp.test_fraction)
+        self.labels = splitting.time_block_split(times, block_s, gap_s, sp.val_fraction, sp.test_fraction, sp.seed)
+        chosen = f" (data.split.block_s chosen for {splitting.duration_s(times):.0f} s)"
+        given = "" if sp.block_s is not None else chosen
         log.info("split by %.3g s blocks%s, %.3g s gaps: %s", block_s, given, gap_s, splitting.describe(self.labels))
         splitting.require_training_frames(self.labels, gap_s)
         splitting.warn_if_little_training(self.labels, block_s, gap_s)
@@ -272,7 +340,7 @@ class FaceCropDataModule(pl.LightningDataModule):
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         epoch_of = self._current_epoch if trainer is not None else None
-        sampler = EpochBatches(len(rows), self.hparams.batch_size, self._order_seed, rank, world, epoch_of)
+        sampler = EpochBatches(len(rows), self.loader.batch_size, self._order_seed, rank, world, epoch_of)
         return self._loader(rows, sampler)
 
     def _current_epoch(self) -> int:
@@ -287,12 +355,10 @@ class FaceCropDataModule(pl.LightningDataModule):
     def _eval_loader(self, split: str) -> DataLoader:
         # Under DDP every process evaluates the whole (small) split, so the synced means are exact.
         rows = self.rows(split)
-        return self._loader(
-            rows, BatchSampler(SequentialSampler(range(len(rows))), self.hparams.eval_batch_size, False)
-        )
+        return self._loader(rows, BatchSampler(SequentialSampler(range(len(rows))), self.loader.eval_batch_size, False))
 
     def _loader(self, rows: np.ndarray, sampler: Sampler) -> DataLoader:
-        workers = 0 if self.on_device else self.hparams.num_workers
+        workers = 0 if self.on_device else self.loader.num_workers
         return DataLoader(
             RowBatches(rows) if self.on_device else CropBatches(self.data.crops, rows),
             sampler=sampler,
@@ -321,3 +387,18 @@ class FaceCropDataModule(pl.LightningDataModule):
 
     def teardown(self, stage: str | None = None) -> None:
         self._device_crops.clear()  # gives the device its memory back after fit or test
+
+
+def _check_loader(v: Mapping[str, Any], prefix: str) -> None:
+    # Batches larger than the data are one batch of all of it (EpochBatches); there is no upper bound to set.
+    rules.whole(f"{prefix}.batch_size", v["batch_size"], lo=1)
+    rules.whole(f"{prefix}.eval_batch_size", v["eval_batch_size"], lo=1)
+    cores = os.cpu_count() or 1
+    rules.whole(f"{prefix}.num_workers", v["num_workers"], 0, cores, why=f" (this machine has {cores} CPU cores)")
+    rules.choice(f"{prefix}.on_device", v["on_device"], ("auto", True, False))
+    require(
+        not (v["on_device"] is True and v["num_workers"] > 0),
+        f"{prefix}.on_device=true gathers batches on the training device, in this process: "
+        f"{prefix}.num_workers={v['num_workers']} would have nothing to do "
+        f"(set it to 0, or {prefix}.on_device=false)",
+    )

@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-import facevae
 from facevae.core import rules
 from facevae.core.errors import FaceVAEError
 from facevae.core.files import atomic_directory, build_lock, require_folder, writing
+from facevae.core.version import VERSION
 from facevae.data import cache
 from facevae.data.align import ALIGN_METHODS, AlignParams, FaceAligner, Square, cut
 from facevae.data.faces import Box, CropParams, DetectorParams, FaceTracker
@@ -59,17 +59,18 @@ class ExtractionParams:
     align: AlignParams = field(default_factory=AlignParams)
 
     def __post_init__(self) -> None:
-        values = {"fps": self.fps, "size": self.size, "crop_scale": self.crop.scale, "crop_shift_y": self.crop.shift_y}
+        values = {"fps": self.fps, "crop_scale": self.crop.scale, "crop_shift_y": self.crop.shift_y}
         values |= {"detect_width": self.detector.detect_width, "min_face": self.detector.min_face}
         values |= {"align": self.align.method, "align_smooth_s": self.align.smooth_s}
+        rules.whole("data.size", self.size, *SIZE_RANGE, why=" pixels")
         self.check_settings(values)
         self.crop = dataclasses.replace(self.crop, size=self.size)
 
     @staticmethod
-    def check_settings(values: dict, prefix: str = "data") -> None:
-        """The extraction settings as the data config names them (fps, size, crop_scale, ...)."""
+    def check_settings(values: dict, prefix: str = "data.extraction") -> None:
+        """The extraction settings as the data config's extraction group names them (fps, crop_scale, ...); the
+        crops' size is the data config's own `size`."""
         rules.number(f"{prefix}.fps", values["fps"], above=0, hi=MAX_FPS, why=" frames per second")
-        rules.whole(f"{prefix}.size", values["size"], *SIZE_RANGE, why=" pixels")
         rules.number(f"{prefix}.crop_scale", values["crop_scale"], 0.3, 2.0, why=" (a share of the face box)")
         rules.number(f"{prefix}.crop_shift_y", values["crop_shift_y"], -0.5, 0.5, why=" (a share of the face box)")
         # The cascade's frame: narrower than 32 pixels finds no face, wider than 4096 only costs time and memory.
@@ -386,7 +387,7 @@ def _manifest(
         "params": params.as_dict(),
         "counts": summary,
         "versions": {
-            "facevae": facevae.__version__,
+            "facevae": VERSION,
             "opencv": cv2.__version__,
             "av": av.__version__,
             "numpy": np.__version__,

@@ -130,7 +130,7 @@ class FaceTracker:
         if best.h < self.params.min_face * frame_height:
             self.rejected["too_small"] += 1
             self.last_rejection = (
-                f"face too small ({best.h:.0f} px of {frame_height}; data.min_face={self.params.min_face:g} "
+                f"face too small ({best.h:.0f} px of {frame_height}; data.extraction.min_face={self.params.min_face:g} "
                 "of the height)"
             )
             return None

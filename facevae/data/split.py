@@ -62,8 +62,8 @@ def warn_if_little_training(labels: np.ndarray, block_s: float, gap_s: float) ->
     share = float(np.mean(labels == 0)) if len(labels) else 0.0
     if share < LOW_TRAIN_SHARE:
         log.warning(
-            "training gets %d of %d frames (%.0f%%): blocks of data.block_s=%g s with a data.gap_s=%g s gap leave "
-            "little; a longer video, or shorter blocks and gap, train on more",
+            "training gets %d of %d frames (%.0f%%): blocks of data.split.block_s=%g s with a data.split.gap_s=%g s "
+            "gap leave little; a longer video, or shorter blocks and gap, train on more",
             int(np.sum(labels == 0)),
             len(labels),
             100 * share,
@@ -99,7 +99,7 @@ def time_block_split(
     return _drop_gaps(times - t0, labels, block, block_s, gap_s, block_split)
 
 
-def check_settings(values: dict, prefix: str = "data") -> None:
+def check_settings(values: dict, prefix: str = "data.split") -> None:
     """The split's settings as the data config names them; a block is at least a second of video (shorter ones
     only multiply the blocks, and the work of dropping gaps around each). block_s and gap_s may be null: chosen
     from the data's duration (`block_and_gap`)."""
@@ -122,9 +122,9 @@ def held_out_blocks(
     n_test = max(1, round(test_fraction * n_blocks)) if test_fraction > 0 else 0
     require(
         n_blocks >= n_val + n_test + 1,
-        f"data.block_s={block_s:g}: the data spans {spans}{n_blocks} block{'s' * (n_blocks != 1)} of that length, too "
-        f"few to hold out {n_val} val and {n_test} test and train on the rest; use a longer video or a smaller "
-        "data.block_s",
+        f"data.split.block_s={block_s:g}: the data spans {spans}{n_blocks} block{'s' * (n_blocks != 1)} of that "
+        f"length, too few to hold out {n_val} val and {n_test} test and train on the rest; use a longer video or a "
+        "smaller data.split.block_s",
     )
     return n_val, n_test
 
@@ -133,8 +133,8 @@ def require_training_frames(labels: np.ndarray, gap_s: float) -> None:
     """Some frame is left to train on once the gaps around the held-out blocks are dropped."""
     require(
         bool((labels == 0).any()),
-        f"data.gap_s={gap_s:g}: the gaps around the held-out blocks leave no frame to train on ({describe(labels)}); "
-        "use a smaller data.gap_s or a larger data.block_s",
+        f"data.split.gap_s={gap_s:g}: the gaps around the held-out blocks leave no frame to train on "
+        f"({describe(labels)}); use a smaller data.split.gap_s or a larger data.split.block_s",
     )
 
 

@@ -21,10 +21,10 @@ from omegaconf import OmegaConf
 from facevae.core.errors import FaceVAEError, user_error
 from facevae.core.files import write_text
 from facevae.core.outputs import OutputKind, output_folder
+from facevae.core.sweep_folder import job_dirs, read_status, sweep_group
 from facevae.metrics.sample_quality import MEASURES as QUALITY_MEASURES
 from facevae.plots.sweep import PLOTS, plot_sweep
 from facevae.plots.tables import MISSING, markdown_table
-from facevae.sweeps import job_dirs, read_status, sweep_group
 
 log = logging.getLogger(__name__)
 

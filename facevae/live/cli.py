@@ -12,15 +12,13 @@ from omegaconf import DictConfig
 from facevae.core.config import CONF_DIR, check_command_line
 from facevae.core.errors import exit_on_error
 from facevae.live.loop import live
-from facevae.live.settings import validate
-from facevae.validation import check_config
+from facevae.live.settings import check_live
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="live")
 @exit_on_error
 def main(cfg: DictConfig) -> None:
-    check_config(cfg, "live")  # the values every command checks the same way
-    print("\n".join(live(validate(cfg)).lines()))
+    print("\n".join(live(check_live(cfg)).lines()))
 
 
 def run() -> None:

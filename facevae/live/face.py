@@ -61,7 +61,8 @@ class FaceEncoder:
         self.latent_map = latent_map
         self.crop_params = crop
         self.tracker = FaceTracker(detector)
-        # Aligned as training's crops were (the checkpoint's data.align), each frame at once from the ones before it.
+        # Aligned as training's crops were (the checkpoint's data.extraction.align), each frame at once from the ones
+        # before it.
         self.aligner = FaceAligner(align or AlignParams(), crop, causal=True)
         self.device = next(model.parameters()).device
 

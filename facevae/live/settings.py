@@ -1,9 +1,11 @@
 """The live group's settings (conf/live.yaml), each checked once before any work starts.
 
-`validate` turns the composed config into a typed `LiveSettings` or raises a one-line `FaceVAEError` naming the
-setting: no bad value reaches OpenCV (a negative camera index crashes inside it), PyAV or torch. Paths are checked
-as far as they can be before the run (a folder where a file goes, a file that exists, a folder that cannot be
-written in); the checkpoint and the video are read by their loaders, which say what is wrong with them.
+`check_live` is the live command's one check: the values every command checks the same way (the checkpoint and
+video exist, `data.video` / `data.cache_dir`), with the rules of `facevae.validation`, then `validate`, which turns
+the live group into a typed `LiveSettings`. Either raises a one-line `FaceVAEError` naming the setting: no bad value
+reaches OpenCV (a negative camera index crashes inside it), PyAV or torch. Paths are checked as far as they can be
+before the run (a folder where a file goes, a file that exists, a folder that cannot be written in); the checkpoint
+and the video are read by their loaders, which say what is wrong with them.
 """
 
 from __future__ import annotations
@@ -12,14 +14,16 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from facevae.core.errors import FaceVAEError
+from facevae.core import rules
+from facevae.core.device import check_device
+from facevae.core.errors import FaceVAEError, require
 from facevae.data.h264 import SUFFIXES
 from facevae.live.latent_map import PROJECTIONS
 from facevae.live.sources import camera_index
+from facevae.validation.values import MISSING, command_values, data_pointer, existing_file
 
 
 @dataclass(frozen=True)
@@ -42,13 +46,27 @@ class LiveSettings:
         return isinstance(self.source, int)
 
 
+def check_live(cfg: DictConfig) -> LiveSettings:
+    """Every value the live view reads, checked before a camera opens; the first bad one raises FaceVAEError."""
+    v = command_values(cfg)
+    require(v.get("ckpt_path") is not MISSING, "ckpt_path: required, a checkpoint written by train.py")
+    existing_file("ckpt_path", v.get("ckpt_path"), "checkpoint")
+    settings = validate(cfg)  # the source, the projection, the output paths: one that exists, a folder, not writable
+    source = v.get("source")
+    if isinstance(source, str) and not source.isdigit():
+        existing_file("source", source, "video file")
+    rules.text("snapshot_dir", v.get("snapshot_dir"))
+    data_pointer(v.get("data") or {})
+    return settings
+
+
 def validate(cfg: DictConfig) -> LiveSettings:
     """Every live setting checked; the first bad one raises `FaceVAEError("<setting>=<value>: <reason>")`."""
     try:
         ckpt = cfg.ckpt_path
     except MissingMandatoryValue:
         raise FaceVAEError("ckpt_path: missing (ckpt_path=PATH to a checkpoint written by train.py)") from None
-    overwrite = _flag(cfg, "overwrite")
+    overwrite = rules.flag("overwrite", cfg.get("overwrite", False))
     source = _source(cfg.get("source"))
     output = _optional_path(cfg, "output")
     if output is not None:
@@ -62,16 +80,17 @@ def validate(cfg: DictConfig) -> LiveSettings:
     snapshot_dir = Path(str(cfg.get("snapshot_dir") or ".")).expanduser()
     if output is None:
         _check_folder(snapshot_dir, "snapshot_dir")
+    cores = os.cpu_count() or 1
     return LiveSettings(
         ckpt_path=Path(str(_required(ckpt, "ckpt_path"))).expanduser(),
         source=source,
         output=output,
         coords_csv=coords,
         device=_device(cfg.get("device", "auto")),
-        threads=_whole(cfg, "threads", 1),
-        projection=_choice(cfg, "projection", PROJECTIONS),
-        trail=_whole(cfg, "trail", 1),
-        max_frames=None if cfg.get("max_frames") is None else _whole(cfg, "max_frames", 1),
+        threads=rules.whole("threads", cfg.get("threads"), 1, cores, why=f" (this machine has {cores} CPU cores)"),
+        projection=rules.choice("projection", cfg.get("projection"), PROJECTIONS),
+        trail=rules.whole("trail", cfg.get("trail"), 1, 10_000, why=" points"),
+        max_frames=None if cfg.get("max_frames") is None else rules.whole("max_frames", cfg.get("max_frames"), lo=1),
         snapshot_dir=snapshot_dir,
         overwrite=overwrite,
         data=_data(cfg),
@@ -134,42 +153,10 @@ def _check_folder(folder: Path, name: str, shown: Path | None = None) -> None:
         raise FaceVAEError(f"{name}={shown}: cannot write in {existing}")
 
 
-def _flag(cfg: DictConfig, name: str) -> bool:
-    value = cfg.get(name, False)
-    if not isinstance(value, bool):
-        raise FaceVAEError(f"{name}={value}: must be true or false")
-    return value
-
-
-def _whole(cfg: DictConfig, name: str, least: int) -> int:
-    value = cfg.get(name)
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise FaceVAEError(f"{name}={value}: must be a whole number, at least {least}")
-    return value
-
-
-def _choice(cfg: DictConfig, name: str, choices: tuple[str, ...]) -> str:
-    value = cfg.get(name)
-    if value not in choices:
-        raise FaceVAEError(f"{name}={value}: must be one of {', '.join(choices)}")
-    return value
-
-
-def _device(name) -> str:
+def _device(name: object) -> str:
     """auto, cpu, or an accelerator this machine has (cuda, cuda:1, mps)."""
-    if name == "auto":
-        return name
-    try:
-        device = torch.device(str(name))
-    except (RuntimeError, ValueError):
-        raise FaceVAEError(f"device={name}: not a device (auto, cpu, cuda, cuda:1, mps)") from None
-    if device.type == "cuda" and not (torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()):
-        raise FaceVAEError(f"device={name}: this machine has no such GPU (device=auto uses one when there is one)")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise FaceVAEError(f"device={name}: MPS is not available here (device=auto or cpu)")
-    if device.type not in ("cpu", "cuda", "mps"):
-        raise FaceVAEError(f"device={name}: not a device the live view runs on (auto, cpu, cuda, mps)")
-    return str(device)
+    check_device("device", name)
+    return str(name)
 
 
 def _data(cfg: DictConfig) -> dict:

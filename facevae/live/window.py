@@ -30,6 +30,7 @@ import time
 from collections import deque
 from typing import IO
 
+import cv2
 import numpy as np
 
 log = logging.getLogger(__name__)
@@ -241,7 +242,6 @@ def _fill(stream: IO[bytes], buffer: memoryview) -> bool:
 
 def _run_window(title: str, events: IO[str]) -> None:
     """Show views until the parent closes the stream or the user closes the window; report keys as they come."""
-    import cv2  # here, not at the top: the parent imports this module too, and has no use for OpenCV's GUI
 
     # Unbuffered: a buffered reader's lock, held by the reading thread, would stall the interpreter's exit.
     views = _LatestView(open(sys.stdin.fileno(), "rb", buffering=0, closefd=False))

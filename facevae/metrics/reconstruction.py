@@ -13,9 +13,7 @@ import numpy as np
 from facevae.metrics.latent_stats import active_units
 from facevae.metrics.psnr import set_psnr
 from facevae.models.inference import ReconstructionTerms
-
-# A latent whose mean KL is above this carries information (the training module's `active_units_kl` uses the same).
-ACTIVE_KL_NATS = 0.01
+from facevae.models.kl_per_dim import ACTIVE_KL_NATS  # the training module's `active_units_kl` counts the same way
 
 
 @dataclass

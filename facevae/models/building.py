@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import hydra
 import torch
@@ -83,6 +83,10 @@ def build(node: dict[str, Any]) -> Any:
 class RebuiltFromCheckpoint:
     """Mixin for a LightningModule whose arguments include built objects: `load_from_checkpoint` builds them from
     the saved hyperparameters, then loads the weights. A class using it defines `arguments_from_hparams`."""
+
+    # What a ModelCheckpoint may choose the best checkpoint by, and which way is better ("min" or "max"); None where
+    # no metric is fit to choose by, and the config's monitor is left to the training command.
+    checkpoint_metrics: ClassVar[dict[str, str] | None] = None
 
     @classmethod
     def arguments_from_hparams(cls, hparams: dict[str, Any]) -> dict[str, Any]:

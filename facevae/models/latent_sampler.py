@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from sklearn.mixture import GaussianMixture
+from threadpoolctl import threadpool_limits
 
 from facevae.core.errors import FaceVAEError
 
@@ -55,9 +57,6 @@ def fit_gaussian_mixture(
 ) -> GaussianMixtureSampler:
     """The mixture of full-covariance Gaussians over `train_mu` (N x D) that best predicts `val_mu` (without
     validation codes: the one with the lowest BIC on the training codes), fitted by EM with seed `seed`."""
-    from sklearn.mixture import GaussianMixture
-    from threadpoolctl import threadpool_limits
-
     train_mu = np.asarray(train_mu, dtype=np.float64)
     if train_mu.ndim != 2 or len(train_mu) < 2:
         raise FaceVAEError(f"need two or more training codes to fit a sampler, got shape {train_mu.shape}")

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
-from torchmetrics import Metric
 from torchmetrics.image import PeakSignalNoiseRatio
 
 import facevae.models.speed as speed
@@ -41,44 +41,16 @@ from facevae.models.building import (
     check_optimizer,
     optimizer_config,
 )
-from facevae.models.objectives import VAELoss, beta_vae_loss, capacity_at, kl_warmup_weight
+from facevae.models.kl_per_dim import ACTIVE_KL_NATS, KLPerDim
+from facevae.models.objectives import VAELoss, beta_vae_loss, capacity_at, kl_warmup_weight, optimal_log_sigma
 from facevae.models.ssim import SSIM
 
 log = logging.getLogger(__name__)
 
-# A latent whose posterior stays within 0.01 nats of the prior tells the decoder almost nothing: "inactive".
-ACTIVE_KL_NATS = 0.01
 # model.learn_sigma: false keeps model.sigma; true trains one log sigma by gradient with the other weights; the
-# sigma-VAE's (Rybkin, Daniilidis & Levine 2021, "Simple and Effective VAE Training with Calibrated Decoders")
-# "optimal" sets one shared sigma to its maximum-likelihood value on every training batch, sigma^2 = the batch's
-# mean squared error, and "optimal_per_pixel" one sigma per pixel and channel, each its own mean squared error
-# over the batch.
+# sigma-VAE's "optimal" and "optimal_per_pixel" set it to its maximum-likelihood value on every training batch
+# (objectives.optimal_log_sigma).
 SIGMA_MODES = (False, True, "optimal", "optimal_per_pixel")
-MIN_LOG_SIGMA = -6.0  # Rybkin et al.'s floor: a pixel the decoder gets exactly right must not weigh infinitely
-
-
-class KLPerDim(Metric):
-    """Each latent's KL averaged over all images seen since the last reset. The states are summed across
-    processes, so under DDP every rank computes the mean over the whole validation set."""
-
-    full_state_update = False
-
-    def __init__(self, latent_dim: int | tuple[int, ...]) -> None:
-        super().__init__()  # latent_dim, or (members, latent_dim) for a stacked model
-        self.add_state("total", default=torch.zeros(latent_dim), dist_reduce_fx="sum")
-        self.add_state("count", default=torch.tensor(0.0), dist_reduce_fx="sum")
-
-    def update(self, kl_per_dim: Tensor, n: int) -> None:
-        """kl_per_dim: the batch mean of each latent's KL; n: the number of images in the batch."""
-        self.total += kl_per_dim.detach() * n
-        self.count += n
-
-    def compute(self) -> Tensor:
-        return self.total / self.count.clamp(min=1.0)
-
-    def per_dim(self) -> Tensor:
-        """compute() in the states' shape: torchmetrics would squeeze a single latent's value to a scalar."""
-        return self.compute().reshape(self.total.shape)
 
 
 class BetaVAEModule(RebuiltFromCheckpoint, pl.LightningModule):
@@ -100,8 +72,8 @@ class BetaVAEModule(RebuiltFromCheckpoint, pl.LightningModule):
     (speed.TrainingStep), which runs `objective` and starts the backward from `total`.
 
     A variant (StackedBetaVAEModule) overrides these hooks and nothing private: compute_loss (the objective's terms),
-    total, kl_schedule, check_step_losses and check_val_losses (what a non-finite loss does), log_step_values,
-    evaluate_batch and log_kl_per_dim (what is logged, under which names).
+    total, kl_schedule, on_non_finite (what a non-finite loss does), log_step_values, evaluate_batch and
+    log_kl_per_dim (what is logged, under which names).
 
     Its hyperparameters are its arguments with `net` and `optimizer` as the config nodes that build them, and
     `latent_dim` (the network's) beside them, for readers of a model that only need the size of its code.
@@ -259,11 +231,9 @@ class BetaVAEModule(RebuiltFromCheckpoint, pl.LightningModule):
         mode = self.hparams.learn_sigma
         if mode not in ("optimal", "optimal_per_pixel") or not self.training:
             return self.log_sigma
-        dims = (0, 1, 2, 3) if mode == "optimal" else (0,)
         # No gradient through sigma: at its optimum the loss is flat in sigma, so the decoder's gradient is the same.
         with torch.no_grad():
-            best = 0.5 * (x - x_mean).pow(2).mean(dim=dims).log()
-            self.log_sigma.copy_(best.clamp(min=MIN_LOG_SIGMA))
+            self.log_sigma.copy_(optimal_log_sigma(x, x_mean, per_pixel=mode == "optimal_per_pixel"))
         return self.log_sigma
 
     def objective(
@@ -362,15 +332,17 @@ class BetaVAEModule(RebuiltFromCheckpoint, pl.LightningModule):
         self.log_dict(logged, on_step=True, on_epoch=False, batch_size=n)
 
     def check_step_losses(self, first_step: int, losses: Tensor) -> None:
-        """Stop at a non-finite training loss among steps first_step, first_step + 1, ...: a NaN poisons every weight
-        at the next step, so the run stops, naming the step, before it reaches a checkpoint."""
-        bad = speed.first_non_finite(first_step, losses)
+        """A non-finite training loss among steps first_step, first_step + 1, ...: a NaN poisons every weight at the
+        next step, so it is acted on (`on_non_finite`), naming the step, before the weights reach a checkpoint."""
+        epoch = self.current_epoch
+        self.on_non_finite(losses, lambda i, value: f"loss is {value} at step {first_step + i} (epoch {epoch})")
+
+    def on_non_finite(self, losses: Tensor, describe: Callable[[int, float], str]) -> None:
+        """What a non-finite loss does: the run stops, saying `describe(index, value)` of the first. losses holds
+        one value per step or validation batch (and a column per member in a stacked model, which overrides this)."""
+        bad = speed.first_non_finite(0, losses)
         if bad is not None:
-            step, value = bad
-            raise FaceVAEError(
-                f"loss is {value} at step {step} (epoch {self.current_epoch}); "
-                "stopping — the last good checkpoint is kept"
-            )
+            raise FaceVAEError(f"{describe(*bad)}; stopping — the last good checkpoint is kept")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Steps not yet read may hold a NaN: a checkpoint written now (every_n_train_steps, mid-epoch validation)
@@ -399,15 +371,13 @@ class BetaVAEModule(RebuiltFromCheckpoint, pl.LightningModule):
         return batch_idx + 1 >= batches[dataloader_idx]
 
     def check_val_losses(self) -> None:
-        """Stop at a non-finite validation loss. Read once per validation, at its last batch: before the epoch-end
-        callbacks draw from diverged weights and before a checkpoint is written."""
+        """A non-finite validation loss, acted on (`on_non_finite`). Read once per validation, at its last batch:
+        before the epoch-end callbacks draw from diverged weights and before a checkpoint is written."""
         losses = torch.stack(self._val_losses).cpu()
-        bad = speed.first_non_finite(0, losses)
-        if bad is not None:
-            raise FaceVAEError(
-                f"validation loss is {bad[1]} at epoch {self.current_epoch}: the weights diverged; "
-                "stopping — the last good checkpoint is kept"
-            )
+        epoch = self.current_epoch
+        self.on_non_finite(
+            losses, lambda _, value: f"validation loss is {value} at epoch {epoch}: the weights diverged"
+        )
 
     def evaluate_batch(self, x: Tensor, stage: str) -> VAELoss:
         """Log a validation or test batch's losses and image quality; the objective is training's at this step, so

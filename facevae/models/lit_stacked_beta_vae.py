@@ -28,7 +28,8 @@ from facevae.core import rules
 from facevae.core.errors import FaceVAEError, require
 from facevae.models.beta_vae import BetaVAE
 from facevae.models.building import SEED_ADAM, OptimizerFactory, plain
-from facevae.models.lit_beta_vae import ACTIVE_KL_NATS, BetaVAEModule, KLPerDim
+from facevae.models.kl_per_dim import ACTIVE_KL_NATS, KLPerDim
+from facevae.models.lit_beta_vae import BetaVAEModule
 from facevae.models.objectives import VAELoss, beta_vae_loss, kl_warmup_weight
 from facevae.models.ssim import SSIM
 from facevae.models.stacked_beta_vae import StackedBetaVAE
@@ -151,19 +152,10 @@ class StackedBetaVAEModule(BetaVAEModule):
 
     # --- a member that diverges fails alone, as a sweep's job would ------------------------------------------
 
-    def check_step_losses(self, first_step: int, losses: Tensor) -> None:
-        """losses: steps x members. A member with a non-finite loss is marked diverged; the others train on."""
-        epoch = self.current_epoch
-        self._mark_diverged(losses, lambda s, v: f"loss is {v} at step {first_step + s} (epoch {epoch})")
-
-    def check_val_losses(self) -> None:
-        losses = torch.stack(self._val_losses).cpu()  # batches x members
-        epoch = self.current_epoch
-        self._mark_diverged(losses, lambda s, v: f"validation loss is {v} at epoch {epoch}: the weights diverged")
-
-    def _mark_diverged(self, losses: Tensor, describe: Callable[[int, float], str]) -> None:
-        """Each member not yet diverged whose column holds a non-finite value is marked so, with `describe`'s reason:
-        its checkpoints stay as they were and its status says failed. Stops the run when every member has."""
+    def on_non_finite(self, losses: Tensor, describe: Callable[[int, float], str]) -> None:
+        """losses: steps (or validation batches) x members. Each member not yet diverged whose column holds a
+        non-finite value is marked so, with `describe`'s reason, and the others train on: its checkpoints stay as they
+        were and its status says failed. Stops the run when every member has."""
         new = []
         for k, beta in enumerate(self.members):
             bad = None if k in self.diverged else speed.first_non_finite(0, losses[:, k])

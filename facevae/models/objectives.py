@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+MIN_LOG_SIGMA = -6.0  # Rybkin et al.'s floor: a pixel the decoder gets exactly right must not weigh infinitely
 
 
 @dataclass
@@ -93,3 +94,11 @@ def capacity_at(step: int, c_max: float, c_steps: int) -> float:
     if c_steps <= 0:
         return float(c_max)
     return float(c_max) * min(max(step, 0) / c_steps, 1.0)
+
+
+def optimal_log_sigma(x: Tensor, x_mean: Tensor, per_pixel: bool = False) -> Tensor:
+    """The decoder's maximum-likelihood log sigma given these reconstructions, as the sigma-VAE sets it (Rybkin,
+    Daniilidis & Levine 2021, "Simple and Effective VAE Training with Calibrated Decoders"): sigma^2 = the batch's
+    mean squared error, one shared value, or with `per_pixel` one per pixel and channel (its mean over the batch)."""
+    dims = (0,) if per_pixel else (0, 1, 2, 3)
+    return (0.5 * (x - x_mean).pow(2).mean(dim=dims).log()).clamp(min=MIN_LOG_SIGMA)

@@ -12,14 +12,14 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
+from wandb.proto import wandb_internal_pb2 as pb
+
 BLOCK = 32768
 HEADER = 7
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 
 
 def iter_records(path: Path) -> Iterator:
-    from wandb.proto import wandb_internal_pb2 as pb
-
     data = Path(path).read_bytes()
     if not data.startswith(b":W&B"):
         raise ValueError(f"{path}: not a W&B run file")
