@@ -14,7 +14,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from facevae.core.checkpoint import CHECKPOINT_KEY, checkpoint_in, read_checkpoint
+from facevae.core.checkpoint import CHECKPOINT_KEY, checkpoint_in, nonfinite_weights, read_checkpoint
 from facevae.core.errors import FaceVAEError, require
 from facevae.core.rules import shown
 from facevae.data.extract import cache_key_for
@@ -34,12 +34,26 @@ def check_resumable(ckpt_path: str | None, cfg: DictConfig) -> None:
     if not path.is_file():
         raise FaceVAEError(f"ckpt_path={ckpt_path}: no such checkpoint to resume from")
     ckpt = read_checkpoint(ckpt_path)
+    _finite_weights(ckpt, ckpt_path)
     _same_model_class(ckpt, cfg, ckpt_path)
     _same_weights(ckpt, cfg, ckpt_path)
     _same_data(ckpt, cfg, ckpt_path)
     _same_steps(ckpt, cfg, ckpt_path)
     _epochs_left(ckpt, cfg, ckpt_path)
     _log_changes(ckpt, cfg)
+
+
+def _finite_weights(ckpt: dict, ckpt_path: str) -> None:
+    """Weights that diverged would train an epoch of NaN before the loss check stopped the run. A stacked run's
+    checkpoint names its diverged members itself: they stay frozen on resume while the others train on."""
+    if ckpt.get("diverged"):
+        return
+    broken = nonfinite_weights(ckpt["state_dict"])
+    if broken:
+        raise FaceVAEError(
+            f"ckpt_path={ckpt_path}: {len(broken)} weight tensors hold NaN or infinite values (first: {broken[0]}): "
+            "training diverged before this checkpoint; resume from an earlier one"
+        )
 
 
 def _same_model_class(ckpt: dict, cfg: DictConfig, ckpt_path: str) -> None:

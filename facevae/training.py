@@ -135,10 +135,26 @@ def _fit_and_test(
             "checkpoint: train at least until the first validation (trainer.max_steps, trainer.max_time, "
             "trainer.check_val_every_n_epoch)"
         )
+    _refuse_unvalidated(trainer, model)
     if cfg.get("test") and best:
         test_metrics = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
         metrics.update({k: float(v) for k, v in (test_metrics[0] if test_metrics else {}).items()})
     return metrics
+
+
+def _refuse_unvalidated(trainer: pl.Trainer, model: pl.LightningModule) -> None:
+    """A run stopped before its first validation (trainer.max_steps, max_time) kept last.ckpt, but nothing chose it:
+    testing it and calling it "best" would report an unvalidated model as a result."""
+    ckpt = trainer.checkpoint_callback
+    if trainer.fast_dev_run or model.stacked or ckpt is None or ckpt.monitor is None:
+        return
+    if ckpt.best_model_score is None:
+        raise FaceVAEError(
+            f"training stopped at step {trainer.global_step}, before its first validation, so no checkpoint was "
+            f"chosen by {ckpt.monitor}: train at least until the first validation (trainer.max_steps, "
+            "trainer.max_time, trainer.check_val_every_n_epoch); the unvalidated weights are in "
+            f"{ckpt.last_model_path or 'no checkpoint'}"
+        )
 
 
 def _best_checkpoint(trainer: pl.Trainer) -> str | None:

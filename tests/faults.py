@@ -148,6 +148,15 @@ PRELOAD = {
 }
 
 
+def unreachable_by_others(user: int = 65534) -> str | None:
+    """Why `user` could not run this checkout's Python on it (a clone inside a private folder), or None. Tried, not
+    read from the modes: a container's root may keep capabilities that let the other user in regardless."""
+    probe = f"open({str(ROOT / 'facevae' / '__init__.py')!r}).read()"
+    as_user = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", sys.executable, "-c", probe]
+    done = subprocess.run(as_user, capture_output=True, text=True, timeout=60)
+    return None if done.returncode == 0 else (done.stderr.strip().splitlines() or ["it failed"])[-1][:200]
+
+
 def _mount(*args: str) -> str | None:
     """Run mount (or umount) as given; None when it worked, else why not."""
     if shutil.which(args[0]) is None:

@@ -180,6 +180,18 @@ def test_a_resume_that_cannot_continue_the_run_is_refused(one_epoch, tmp_path, l
     assert_nothing_new(tmp_path, paths)
 
 
+@pytest.mark.parametrize("bad", [float("inf"), float("nan")])
+def test_a_resume_from_diverged_weights_is_refused_before_training(one_epoch, tmp_path, long_clip, bad):
+    ckpt = torch.load(one_epoch, map_location="cpu", weights_only=True)
+    name = next(iter(ckpt["state_dict"]))
+    ckpt["state_dict"][name].view(-1)[0] = bad
+    diverged = tmp_path / "diverged.ckpt"
+    torch.save(ckpt, diverged)
+    cfg = make_train_cfg(tmp_path, long_clip, f"ckpt_path={diverged}", "trainer.max_epochs=2")
+    with pytest.raises(FaceVAEError, match=f"1 weight tensors hold NaN or infinite values \\(first: {name}\\)"):
+        check_config(cfg, "train")
+
+
 def test_a_resume_on_another_video_is_refused(one_epoch, tmp_path, demo_clip):
     cfg = make_train_cfg(tmp_path, demo_clip, f"ckpt_path={one_epoch}", "trainer.max_epochs=2")
     with pytest.raises(FaceVAEError, match="trained on .*long.mp4.*resume with the data it was trained on"):

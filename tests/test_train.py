@@ -216,6 +216,15 @@ def test_a_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_good_checkp
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values())
 
 
+def test_a_run_stopped_before_its_first_validation_is_refused_and_keeps_its_weights(tmp_path, long_clip):
+    """trainer.max_steps=1 stops inside the first epoch: nothing validated, so nothing is tested or called best."""
+    cfg = make_cfg(tmp_path, long_clip, "+trainer.max_steps=1", "trainer.check_val_every_n_epoch=1")
+    with pytest.raises(FaceVAEError, match="step 1, before its first validation") as err:
+        training.train(cfg)
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert str(last) in str(err.value) and last.is_file()
+
+
 def test_the_command_line_refuses_an_unknown_key_with_a_clear_message(tmp_path):
     result = subprocess.run(
         [sys.executable, str(ROOT / "train.py"), "model.betaa=4"],

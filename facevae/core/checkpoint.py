@@ -90,6 +90,15 @@ def read_checkpoint(path: Path | str) -> dict:
     return ckpt
 
 
+def nonfinite_weights(state_dict: dict) -> list[str]:
+    """The names of the floating-point tensors holding NaN or infinity: weights of a run that diverged."""
+    return [
+        name
+        for name, value in state_dict.items()
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not value.isfinite().all()
+    ]
+
+
 def _check_zip(path: Path) -> None:
     """torch.load does not check the zip's checksums: damaged bytes inside a tensor would load as weights."""
     if not zipfile.is_zipfile(path):
