@@ -6,7 +6,7 @@ vectorised model in one process (StackedBetaVAEModule: one step launches the ker
 wider). Either way each beta is still its own W&B run, status and checkpoint. This times, as a user would type them,
 `python train.py model.beta=B` once, `python train.py -m model.beta=... hydra/launcher=joblib hydra.launcher.n_jobs=N`
 and `python train.py sweep=beta_stacked model.betas=[...]`, process start-up included; then the bare training step
-of K models one at a time against the K stacked. The requirement it checks (issue 10): the 5-value sweep on one H100
+of K models one at a time against the K stacked. The target it checks: the 5-value sweep on one H100
 in under 2x one run's wall clock, and which way is faster. On a 2-core CPU the jobs share the cores, so there a sweep
 can only take about as long as its jobs' CPU time.
 """

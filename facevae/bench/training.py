@@ -11,8 +11,8 @@
 
 Each at every batch size asked for, after the seed experiment (experiment=seed_paper: batch 64, validation and
 logging every epoch) trained for a few epochs on the data given: its one-time costs (compilation) apart, and its
-fit time for 14,400 crops x 100 epochs extrapolated from the epochs after the first. The requirements this checks
-(issue 10): on 2 CPU cores the full loop at >= 90% of (a); on one H100 the full loop >= 20,000 images/s at batch 64
+fit time for 14,400 crops x 100 epochs extrapolated from the epochs after the first. The targets this checks:
+on 2 CPU cores the full loop at >= 90% of (a); on one H100 the full loop >= 20,000 images/s at batch 64
 and >= 150,000 at batch 1024, the seed experiment's fit under 75 s.
 """
 

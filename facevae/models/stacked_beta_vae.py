@@ -8,7 +8,7 @@ transposed) convolutions ran at half the speed of separate ones (567 against 292
 backward at batch 64 on 2 cores), the members run one after another on their slices of the stacked weights (323 ms).
 
 Every member sees the same batch and, at the same seed, the same reparameterisation noise: member k computes what a
-run of its own with that seed would (issue 10's "one vectorised model"; tests/test_stacked.py checks it).
+run of its own with that seed would (one vectorised model; tests/test_stacked.py checks it).
 """
 
 from __future__ import annotations
