@@ -352,15 +352,25 @@ BOUNDARY = [
     ("train", ["data.loader.batch_size=0"], {}, "data.loader.batch_size=0"),
     ("train", [], {"WANDB_MODE": "online", "WANDB_API_KEY": ""}, "WANDB_MODE=offline"),
     ("train", ["model.betaa=4"], {}, "+model.betaa=4"),  # Hydra's own refusals, in one line too
-    ("train", ["model.latent_dim=16"], {}, "model.net.latent_dim"),  # a setting that moved says where to
+    ("train", ["model.latent_dim=1"], {}, "model.net.latent_dim=1"),  # a setting that moved: read where it is now
     ("train", ["+foo=1"], {}, "foo: not a setting of this command"),  # a new top-level key nothing reads
     ("train", ["data.video=clip é.mp4"], {}, "must be quoted"),  # Hydra's grammar: the quoting it wants
     ("evaluate", ["++ckpt=given.ckpt"], {}, "ckpt: not a setting"),
-    ("train", ["data.batch_size=16"], {}, "data.batch_size: now data.loader.batch_size"),
+    ("train", ["data.batch_size=0"], {}, "data.loader.batch_size=0"),
     ("prepare", ["data.size=63"], {}, "data.size=63"),
     ("evaluate", ["ckpt_path=given.ckpt", "n_samples=0"], {}, "n_samples=0"),
     ("live", ["ckpt_path=given.ckpt", "source=-1", "output=view.mp4"], {}, "source=-1"),
 ]
+
+
+def test_a_command_line_written_for_the_flat_configs_is_read_at_the_new_places():
+    from facevae.core.config import follow_moved_keys
+
+    args, notes = follow_moved_keys(["data.block_s=5", "model.latent_dim=8", "model.lr=1e-3", "data.video=me.mp4"])
+    assert args == ["data.split.block_s=5", "model.net.latent_dim=8", "model.optimizer.lr=1e-3", "data.video=me.mp4"]
+    assert notes[0] == "data.block_s is now data.split.block_s; read as such" and len(notes) == 3
+    args, _ = follow_moved_keys(["model=wgan_gp", "model.latent_dim=8", "-m", "data.batch_size=8,16"])
+    assert args == ["model=wgan_gp", "model.generator.latent_dim=8", "-m", "data.loader.batch_size=8,16"]
 
 
 @pytest.mark.parametrize("command, args, env, word", BOUNDARY, ids=[f"{c[0]} {' '.join(c[1])}" for c in BOUNDARY])

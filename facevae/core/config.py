@@ -99,8 +99,14 @@ def check_writable_folder(folder: Path, setting: str) -> None:
 def check_command_line(config_name: str, args: list[str] | None = None) -> None:
     """Hydra's own refusals of a command line (a key that is not a setting, a config choice that does not exist, an
     override it cannot parse) as one `error:` line and exit status 2, like every other bad input. Flags (-m, --cfg,
-    --help) and sweeps are left to Hydra, which knows what to do with them."""
-    args = sys.argv[1:] if args is None else args
+    --help) and sweeps are left to Hydra, which knows what to do with them. Without `args`, the command's own
+    sys.argv, in which a setting that moved is first renamed to its new place (so command lines written for the
+    flat configs keep working), saying so."""
+    if args is None:
+        sys.argv[1:], notes = follow_moved_keys(sys.argv[1:])
+        for note in notes:
+            print(f"note: {note}")
+        args = sys.argv[1:]
     if any(arg.startswith("-") for arg in args):
         return
     try:
@@ -154,6 +160,28 @@ MOVED = {
     "data.split_seed": "data.split.seed",
     **{f"data.{key}": f"data.loader.{key}" for key in ("batch_size", "eval_batch_size", "num_workers", "on_device")},
 }
+
+
+def follow_moved_keys(args: list[str]) -> tuple[list[str], list[str]]:
+    """The command line with each `key=` (or `+key=`, `~key`) that moved renamed to where it is now, and a note for
+    each. model.latent_dim is the generator's for model=wgan_gp, the network's otherwise."""
+    wgan = "model=wgan_gp" in args
+    renamed, notes = [], []
+    for arg in args:
+        found = re.match(r"^([+~]*)((?:model|data)\.\w+)(.*)$", arg, flags=re.S)
+        new = None if found is None else _new_place(found.group(2), wgan)
+        if new is None:
+            renamed.append(arg)
+            continue
+        renamed.append(f"{found.group(1)}{new}{found.group(3)}")
+        notes.append(f"{found.group(2)} is now {new}; read as such")
+    return renamed, notes
+
+
+def _new_place(key: str, wgan: bool) -> str | None:
+    if key == "model.latent_dim":
+        return "model.generator.latent_dim" if wgan else "model.net.latent_dim"
+    return MOVED[key].split()[0] if key in MOVED else None
 
 
 def _moved_key(text: str) -> str | None:
