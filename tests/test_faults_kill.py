@@ -56,7 +56,10 @@ def test_a_kill_during_extraction_leaves_no_cache_and_the_rerun_builds_it(long_c
 def test_ctrl_c_during_extraction_is_one_line_and_leaves_no_cache(long_clip, tmp_path):
     cache_dir = tmp_path / "cache"
     env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(ROOT)}
+    # Every frame of the clip (30 fps, not 8): extraction lasts long enough for the interrupt to land inside it
+    # however loaded the machine is.
     argv = [sys.executable, *ENTRY_POINTS["prepare"], f"data.video={long_clip}", f"data.cache_dir={cache_dir}"]
+    argv.append("data.extraction.fps=30")
     process = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while process.poll() is None and time.monotonic() < deadline and not any(cache_dir.glob(".tmp-*")):
