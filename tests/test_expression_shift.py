@@ -226,3 +226,17 @@ def test_other_directions_spanning_every_latent_leave_out_the_conditional_path(t
     assert not [k for k in result.metrics() if k.endswith("_conditional")]
     assert set(result.gain_equal_distance) == {"centroid", "normal"}
     assert expression_shift_figure(result, images_start, tmp_path / "shift.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    "progress, ratio, verdict",
+    [(0.9, 2.5, "THE FACES SMILE"), (0.9, 1.2, "PARTLY"), (0.5, 3.0, "PARTLY"), (0.1, 3.0, "DO NOT SMILE")],
+)
+def test_the_figure_says_whether_the_faces_smile_in_its_title(progress, ratio, verdict):
+    from facevae.plots.expression_shift import _smiles_or_not
+
+    metrics = {"shift_smile_progress": 0.05, "shift_mouth_ratio": 1.0}
+    metrics.update(shift_smile_progress_normal=progress, shift_mouth_ratio_normal=ratio)
+    said = _smiles_or_not(metrics, ["centroid", "normal"])
+    assert said.startswith(verdict) or verdict in said.split(":")[0]
+    assert f"normal path: {progress:.0%}" in said

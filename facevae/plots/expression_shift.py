@@ -116,7 +116,29 @@ def _shift_verdict(result: dict, kinds: list[str]) -> str:
     )
     equal = ", ".join(f"{k} {v:+.2f}" for k, v in result["shift_smile_gain_equal_distance"].items())
     return (
+        f"{_smiles_or_not(result, kinds)}\n"
         "Shifting held-out non-smiling faces toward a smile in the VAE's latent space (each tile decoded at step t)\n"
         f"mean |pixel change| from t=0 to 1 (0-1 pixels): {changes}\n"
         f"smile score gained at the same distance ({result['shift_equal_distance']:.2f}) on every path: {equal}"
     )
+
+
+# What "the face smiles" takes: most of the way to the reconstructed smiles, with the mouth changing at least twice
+# as much as the rest of the face (a shift that brightens or moves the whole face is not a smile).
+SMILES_PROGRESS, SMILES_MOUTH_RATIO = 0.8, 2.0
+
+
+def _smiles_or_not(result: dict, kinds: list[str]) -> str:
+    """The verdict, from the path that went furthest toward the smiles."""
+    progress = {k: result.get(f"shift_smile_progress{SUFFIX[k]}") for k in kinds}
+    progress = {k: v for k, v in progress.items() if v is not None and v == v}
+    if not progress:
+        return "NO VERDICT: no smile score for the paths (too few smiling or non-smiling frames)"
+    best = max(progress, key=progress.get)
+    ratio = result[f"shift_mouth_ratio{SUFFIX[best]}"]
+    said = f"{best} path: {progress[best]:.0%} of the way to the reconstructed smiles, mouth {ratio:.1f}x the rest"
+    if progress[best] >= SMILES_PROGRESS and ratio >= SMILES_MOUTH_RATIO:
+        return f"THE FACES SMILE ({said})"
+    if progress[best] >= 0.3:
+        return f"PARTLY: the faces move toward a smile and fall short ({said}; a smile: >= 80%, >= 2x)"
+    return f"THE FACES DO NOT SMILE ({said}; a smile: >= 80%, >= 2x)"
