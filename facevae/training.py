@@ -60,14 +60,14 @@ def checkpoint_monitor(cfg: DictConfig, model: pl.LightningModule) -> None:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit (and test) as the config says; returns the final metrics, the value a sweeper optimises among them."""
     check_config(cfg, "train")  # every value, and a resume's checkpoint, before any data is extracted
-    # Seeded first: the model's initial weights are drawn when it is built. Said in the log, not on stderr, where a
-    # configuration error should be the only line.
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    log.info("seed %s", cfg.seed)
-    datamodule = hydra.utils.instantiate(cfg.data)
     # The crops first: a video or photo folder that yields none, or a disk too full for the cache, is then one line
     # before any logger starts (W&B's lines would come first) or any model is built. Lightning's own call reuses it.
+    datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.prepare_data()
+    # Seeded next, whatever extracting the crops drew: the model's initial weights are drawn when it is built. Said in
+    # the log, not on stderr, where a configuration error should be the only line.
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    log.info("seed %s", cfg.seed)
     model = hydra.utils.instantiate(cfg.model)
     ckpt_path = cfg.get("ckpt_path")
     checkpoint_monitor(cfg, model)
