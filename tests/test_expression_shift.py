@@ -240,3 +240,11 @@ def test_the_figure_says_whether_the_faces_smile_in_its_title(progress, ratio, v
     said = _smiles_or_not(metrics, ["centroid", "normal"])
     assert said.startswith(verdict) or verdict in said.split(":")[0]
     assert f"normal path: {progress:.0%}" in said
+
+
+def test_no_verdict_when_the_model_reconstructs_smiles_as_it_does_other_faces():
+    from facevae.plots.expression_shift import _smiles_or_not
+
+    metrics = {"shift_smile_progress": 2.4, "shift_mouth_ratio": 1.5}
+    metrics.update(shift_smile_score_smiling_recon=0.53, shift_smile_score_start_recon=0.53)
+    assert _smiles_or_not(metrics, ["centroid"]).startswith("NO VERDICT: the model reconstructs smiling")

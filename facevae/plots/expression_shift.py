@@ -126,6 +126,9 @@ def _shift_verdict(result: dict, kinds: list[str]) -> str:
 # What "the face smiles" takes: most of the way to the reconstructed smiles, with the mouth changing at least twice
 # as much as the rest of the face (a shift that brightens or moves the whole face is not a smile).
 SMILES_PROGRESS, SMILES_MOUTH_RATIO = 0.8, 2.0
+# Below this gap between the reconstructed smiles' and starts' scores (a 0-1 smile probability), progress divides by
+# almost nothing and says nothing.
+SMILE_GAP = 0.05
 
 
 def _smiles_or_not(result: dict, kinds: list[str]) -> str:
@@ -134,6 +137,12 @@ def _smiles_or_not(result: dict, kinds: list[str]) -> str:
     progress = {k: v for k, v in progress.items() if v is not None and v == v}
     if not progress:
         return "NO VERDICT: no smile score for the paths (too few smiling or non-smiling frames)"
+    smiling, start = result.get("shift_smile_score_smiling_recon"), result.get("shift_smile_score_start_recon")
+    if smiling is not None and start is not None and smiling - start < SMILE_GAP:
+        return (
+            f"NO VERDICT: the model reconstructs smiling and non-smiling faces alike (smile score {smiling:.2f} "
+            f"against {start:.2f}): there is no learnt smile to move toward"
+        )
     best = max(progress, key=progress.get)
     ratio = result[f"shift_mouth_ratio{SUFFIX[best]}"]
     said = f"{best} path: {progress[best]:.0%} of the way to the reconstructed smiles, mouth {ratio:.1f}x the rest"
