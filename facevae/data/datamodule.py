@@ -205,6 +205,7 @@ class FaceCropDataModule(pl.LightningDataModule):
         self.loader = LoaderSettings(**settings["loader"])
         self.params = self.extraction.params(size)
         self.data: FaceCrops | None = None
+        self._prepared: Path | None = None  # the cache prepare_data last reported
         self.labels: np.ndarray | None = None  # 0 train, 1 val, 2 test, -1 gap; one per crop
         self._recorded_split: dict | None = None
         self._device_crops: dict[str, torch.Tensor] = {}  # the cache on each device batches went to, by name
@@ -259,8 +260,12 @@ class FaceCropDataModule(pl.LightningDataModule):
         return Path(self.hparams.video if self.hparams.video else self.hparams.demo_video).expanduser()
 
     def prepare_data(self) -> None:
-        """Make the demo video and extract the cache when missing (Lightning calls this once per node)."""
+        """Make the demo video and extract the cache when missing (Lightning calls this once per node; train.py
+        calls it first, before the loggers start: the second call says nothing new)."""
         result = self.prepare_cache()
+        if result.path == self._prepared:
+            return
+        self._prepared = result.path
         verb = "reusing" if result.reused else "built"
         log.info("%s crop cache %s (%s)", verb, result.path, format_summary(result.summary))
 
