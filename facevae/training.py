@@ -182,7 +182,9 @@ def _report(trainer: pl.Trainer, metrics: dict[str, float], best: str | None) ->
         lines.append(f"  test PSNR {metrics['test/psnr']:.2f} dB, SSIM {metrics.get('test/ssim', float('nan')):.3f}")
     lines.append(f"  run directory: {trainer.default_root_dir}")
     if best:
-        lines.append(f"  best checkpoint: {best}")
+        # The WGAN has no metric to choose checkpoints by: its checkpoint is the latest, and says so.
+        which = "best" if trainer.checkpoint_callback.monitor is not None else "latest"
+        lines.append(f"  {which} checkpoint: {best}")
     for logger in trainer.loggers:
         if isinstance(logger, pl.loggers.WandbLogger) and logger.experiment is not None:
             run_dir = getattr(logger.experiment, "dir", None)

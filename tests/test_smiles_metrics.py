@@ -173,3 +173,21 @@ def test_the_edit_direction_ignores_a_latent_the_decoder_does_not_read():
     assert abs(smile_direction(z, labels.astype(int))[0][1]) > 0.9  # the discriminant: mostly the dead latent
     normal = edit_direction(z, labels.astype(int))
     assert normal[0] > 0.999 and abs(normal[1]) < 0.02
+
+
+@pytest.mark.parametrize(
+    "scores, verdict",
+    [
+        ({"smile_auc": 0.97, "smile_knn_purity": 0.93, "smile_knn_purity_chance": 0.55}, "SMILES GROUP APART"),
+        ({"smile_auc": 0.78, "smile_knn_purity": 0.70, "smile_knn_purity_chance": 0.55}, "SMILES GROUP PARTLY"),
+        ({"smile_auc": 0.55, "smile_knn_purity": 0.56, "smile_knn_purity_chance": 0.55}, "SMILES DO NOT GROUP"),
+        ({"smile_auc": float("nan")}, "NO VERDICT"),
+    ],
+)
+def test_the_smiles_figure_says_whether_smiles_group_in_its_title(scores, verdict):
+    from facevae.plots.smiles import grouping_verdict
+
+    said = grouping_verdict(scores)
+    assert said.startswith(verdict), said
+    if "smile_knn_purity" in scores:
+        assert f"against chance {scores['smile_knn_purity_chance']:.2f}" in said

@@ -402,7 +402,9 @@ def format_summary(summary: dict) -> str:
     speed = f", {summary['x_realtime']}x realtime" if summary.get("x_realtime") else ""
     eyes = ""
     if "eyes_found" in summary:
-        found = f"found in {summary['eyes_found']} of {summary['accepted']}, the rest placed by the face box"
+        found = f"found in {summary['eyes_found']} of {summary['accepted']}"
+        if summary["eyes_found"] < summary["accepted"]:
+            found += ", the rest placed by the face box"
         eyes = f", aligned to the eyes ({found})"
     text = (
         f"frames read {summary['frames']} ({summary['skipped']} not decoded: neither kept nor referenced), "

@@ -168,7 +168,7 @@ class Smiles(Analysis):
         embedding = latent_embedding(sets.mu_smile, others, seed=ev.seed)
         probability = sets.labels.probability
         scores = probability[sets.other] if probability is not None else None
-        smiles_latent_figure(embedding, ev.out / self.figure, smile_scores=scores, note=sets.note)
+        smiles_latent_figure(embedding, ev.out / self.figure, smile_scores=scores, note=sets.note, scores=result)
         return {**result, **embedding.metrics()}
 
 

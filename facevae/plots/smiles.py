@@ -35,6 +35,7 @@ def smiles_latent_figure(
     path: str | Path,
     smile_scores: np.ndarray | None = None,
     note: str | None = None,
+    scores: dict | None = None,
 ) -> Path:
     """Save smiles_latent.png: the smiling codes among the others, in the PCA and the t-SNE of `latent_embedding`.
 
@@ -85,9 +86,26 @@ def smiles_latent_figure(
     if mappable is not None:
         fig.colorbar(mappable, ax=[ax_pca, ax_tsne], shrink=0.7, pad=0.01, label="smile of the other frames")
     fig.suptitle(
-        f"Where {n_smile} smiling frames (orange triangles) sit among {n_other} other frames in the "
+        (f"{grouping_verdict(scores)}\n" if scores else "")
+        + f"Where {n_smile} smiling frames (orange triangles) sit among {n_other} other frames in the "
         f"{embedding.latent_dim}-D latent space (encoder means)\nif the latents encode smiling, the triangles gather "
         "apart from the dots and the two centroids (crosses) are far apart" + (f"\n{note}" if note else ""),
         fontsize=12,
     )
     return save_figure(fig, path, dpi=110)
+
+
+def grouping_verdict(scores: dict) -> str:
+    """The title's verdict from the grouping scores: a blockwise AUC against chance (0.5) and the k-NN purity against
+    its chance level; the thresholds are the product's targets for a smile the latents separate."""
+    auc, purity, chance = (scores.get(k) for k in ("smile_auc", "smile_knn_purity", "smile_knn_purity_chance"))
+    if auc is None or auc != auc:
+        return "NO VERDICT: no smile AUC (too few smiling or other frames, or too few groups to hold out)"
+    said = f"AUC {auc:.2f} against chance 0.5"
+    if purity is not None and chance is not None:
+        said += f", k-NN purity {purity:.2f} against chance {chance:.2f}"
+    if auc >= 0.95 and (purity is None or purity >= 0.9):
+        return f"SMILES GROUP APART in the latent space ({said})"
+    if auc >= 0.7:
+        return f"SMILES GROUP PARTLY ({said}; apart: AUC >= 0.95, purity >= 0.9)"
+    return f"SMILES DO NOT GROUP ({said})"
