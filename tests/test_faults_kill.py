@@ -25,6 +25,20 @@ def start(command: str, *args: str, cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def start_interruptible(argv: list[str], cwd: Path, env: dict) -> subprocess.Popen:
+    """The command as a terminal starts it: SIGINT at its default. Run from a background job (`make test &`) the
+    tests inherit SIGINT ignored, and Python then never turns Ctrl-C into KeyboardInterrupt in the child."""
+    return subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
 def kill_when(process: subprocess.Popen, ready, timeout: float = 300, every: float = 0.02) -> bool:
     """SIGKILL `process` as soon as `ready()` holds; False when it ended first."""
     deadline = time.monotonic() + timeout
@@ -60,7 +74,7 @@ def test_ctrl_c_during_extraction_is_one_line_and_leaves_no_cache(long_clip, tmp
     # however loaded the machine is.
     argv = [sys.executable, *ENTRY_POINTS["prepare"], f"data.video={long_clip}", f"data.cache_dir={cache_dir}"]
     argv.append("data.extraction.fps=30")
-    process = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = start_interruptible(argv, cwd=tmp_path, env=env)
     deadline = time.monotonic() + 300
     while process.poll() is None and time.monotonic() < deadline and not any(cache_dir.glob(".tmp-*")):
         time.sleep(0.02)
@@ -109,7 +123,7 @@ def test_ctrl_c_during_training_is_one_line_and_keeps_whole_checkpoints(long_cli
     overrides = [*tiny_overrides(long_clip, tmp_path / "cache"), "logger=none", "trainer.max_epochs=300"]
     env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(ROOT)}
     argv = [sys.executable, *ENTRY_POINTS["train"], *overrides, f"hydra.run.dir={run}"]
-    process = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = start_interruptible(argv, cwd=tmp_path, env=env)
     last = run / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 300
     while process.poll() is None and time.monotonic() < deadline and not last.is_file():
