@@ -355,3 +355,11 @@ def test_an_unknown_analysis_name_is_one_line_from_the_command_line(tmp_path, ch
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1
     assert done.stderr.startswith("error: ") and "analysis/bogus" in done.stderr
+
+
+def test_the_printed_scores_stand_beside_their_references():
+    from facevae.evaluation.run import summary_lines
+
+    lines = summary_lines({"sample_recall": 0.03, "sample_recall_real": 0.69, "smile_auc": 0.78, "mig": 0.1})
+    assert lines[0].split() == ["sample_recall", "0.03", "(real-vs-real", "0.69)"]
+    assert lines[1].endswith("(chance 0.5)") and lines[2].split() == ["mig", "0.1"]

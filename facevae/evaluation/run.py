@@ -244,4 +244,19 @@ def summary_lines(metrics: dict) -> list[str]:
         "dci_completeness",
         "dci_informativeness",
     ]
-    return [f"  {k:22s} {metrics[k]:.4g}" for k in keys if isinstance(metrics.get(k), int | float)]
+    return [
+        f"  {k:22s} {metrics[k]:.4g}{_reference(metrics, k)}" for k in keys if isinstance(metrics.get(k), int | float)
+    ]
+
+
+# The reference each printed score reads against, as metrics.json keeps it beside the score.
+CHANCE = {"smile_auc": 0.5, "smile_silhouette": 0.0}
+
+
+def _reference(metrics: dict, key: str) -> str:
+    real = metrics.get(f"{key}_real")
+    if isinstance(real, int | float):
+        return f"   (real-vs-real {real:.4g})"
+    if key in CHANCE:
+        return f"   (chance {CHANCE[key]:g})"
+    return ""
