@@ -116,7 +116,7 @@ def check_command_line(config_name: str, args: list[str] | None = None) -> None:
         text = str(err)
         if text.startswith("Ambiguous value"):  # a sweep's values: Hydra's multirun (a sweep= preset) decides
             return
-        print(f"error: {_moved_key(text) or _one_line(text)}{_quoting_hint(text)}", file=sys.stderr)
+        print(f"error: {_one_line(text)}{_quoting_hint(text)}", file=sys.stderr)
         sys.exit(2)
     for arg in args:
         if (unread := _added_top_level_key(arg)) is not None:
@@ -145,9 +145,9 @@ def _quoting_hint(text: str) -> str:
 
 # Settings of the networks and the optimizer live in the nodes that build them (model.net, model.generator,
 # model.optimizer), and the data's in its groups (data.extraction, data.split, data.loader, as
-# facevae.data.datamodule.FLAT lists them); a command line written for the flat configs is told where each went.
+# facevae.data.datamodule.FLAT lists them); a command line written for the flat configs is read at the new places.
 MOVED = {
-    "model.latent_dim": "model.net.latent_dim (the WGAN's: model.generator.latent_dim)",
+    "model.latent_dim": "model.net.latent_dim",  # the WGAN's: model.generator.latent_dim (_new_place)
     "model.channels": "model.net.channels",
     "model.hidden": "model.net.hidden",
     "model.image_size": "model.net.image_size",
@@ -181,17 +181,7 @@ def follow_moved_keys(args: list[str]) -> tuple[list[str], list[str]]:
 def _new_place(key: str, wgan: bool) -> str | None:
     if key == "model.latent_dim":
         return "model.generator.latent_dim" if wgan else "model.net.latent_dim"
-    return MOVED[key].split()[0] if key in MOVED else None
-
-
-def _moved_key(text: str) -> str | None:
-    """For Hydra's refusal of `model.<key>=` or `data.<key>=` where <key> moved into a node of its own: where it
-    is now."""
-    found = re.match(r"Could not override '((?:model|data)\.\w+)'", text)
-    if found is None or found.group(1) not in MOVED:
-        return None
-    where = "the node that builds it" if found.group(1).startswith("model.") else "its group"
-    return f"{found.group(1)}: now {MOVED[found.group(1)]}, {where}"
+    return MOVED.get(key)
 
 
 def _one_line(text: str) -> str:
