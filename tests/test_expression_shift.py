@@ -23,9 +23,11 @@ from facevae.models.inference import decode_latents
 from facevae.models.latent_paths import (
     ShiftTarget,
     conditional_direction,
+    factor_steps,
     latent_directions,
     normal_step_length,
     separation_along,
+    shift_latent_paths,
     shift_paths,
 )
 from facevae.plots.expression_shift import expression_shift_figure
@@ -233,18 +235,61 @@ def test_other_directions_spanning_every_latent_leave_out_the_conditional_path(t
     [(0.9, 2.5, "THE FACES SMILE"), (0.9, 1.2, "PARTLY"), (0.5, 3.0, "PARTLY"), (0.1, 3.0, "DO NOT SMILE")],
 )
 def test_the_figure_says_whether_the_faces_smile_in_its_title(progress, ratio, verdict):
-    from facevae.plots.expression_shift import _smiles_or_not
+    from facevae.plots.expression_shift import smiles_verdict
 
     metrics = {"shift_smile_progress": 0.05, "shift_mouth_ratio": 1.0}
     metrics.update(shift_smile_progress_normal=progress, shift_mouth_ratio_normal=ratio)
-    said = _smiles_or_not(metrics, ["centroid", "normal"])
+    said = smiles_verdict(metrics, ["centroid", "normal"])
     assert said.startswith(verdict) or verdict in said.split(":")[0]
     assert f"normal path: {progress:.0%}" in said
 
 
 def test_no_verdict_when_the_model_reconstructs_smiles_as_it_does_other_faces():
-    from facevae.plots.expression_shift import _smiles_or_not
+    from facevae.plots.expression_shift import smiles_verdict
 
     metrics = {"shift_smile_progress": 2.4, "shift_mouth_ratio": 1.5}
     metrics.update(shift_smile_score_smiling_recon=0.53, shift_smile_score_start_recon=0.53)
-    assert _smiles_or_not(metrics, ["centroid"]).startswith("NO VERDICT: the model reconstructs smiling")
+    assert smiles_verdict(metrics, ["centroid"]).startswith("NO VERDICT: the model reconstructs smiling")
+
+
+def test_the_verdict_names_a_path_that_smiles_even_when_another_went_further():
+    from facevae.plots.expression_shift import smiles_verdict
+
+    metrics = {"shift_smile_progress": 1.3, "shift_mouth_ratio": 1.1}  # the centroid also changes light and pose
+    metrics.update(shift_smile_progress_conditional=0.9, shift_mouth_ratio_conditional=2.2)
+    said = smiles_verdict(metrics, ["centroid", "conditional"])
+    assert said.startswith("THE FACES SMILE (conditional path: 90%")
+
+
+def test_factor_steps_credit_each_factor_only_with_its_own_move():
+    """Smiles that fall, by chance, on brighter stretches: the smile's own step leaves the light out, where the
+    covariance direction (latent_directions) carries the light along."""
+    rng = np.random.default_rng(7)
+    light = rng.normal(size=4000)
+    smile = (0.6 * light + rng.normal(size=4000) > 0.5).astype(float)
+    z = np.column_stack([2.0 * smile, 3.0 * light, rng.normal(size=4000), np.zeros(4000)])
+    z += 0.05 * rng.normal(size=z.shape)
+    steps = factor_steps(z, np.column_stack([smile, light]))
+    np.testing.assert_allclose(steps[0], [2.0, 0.0, 0.0, 0.0], atol=0.12)
+    np.testing.assert_allclose(steps[1], [0.0, 3.0, 0.0, 0.0], atol=0.12)
+    assert abs(latent_directions(z, smile[:, None])[0, 1]) > 0.3  # the marginal direction mixes in the light
+    with pytest.raises(ValueError, match="more rows"):
+        factor_steps(z[:2], np.column_stack([smile, light])[:2])
+
+
+def test_a_conditional_step_is_travelled_whole_from_every_start():
+    z = np.array([[0.0, 0.0, 0.0], [1.0, -1.0, 2.0]])
+    target = ShiftTarget(np.array([3.0, 3.0, 0.0]), np.array([1.0, 0.0, 0.0]), conditional_step=np.array([0, 2.0, 0]))
+    paths, lengths, _ = shift_latent_paths(z, target, np.linspace(0, 1, 3))
+    np.testing.assert_allclose(lengths["conditional"], [2.0, 2.0])
+    np.testing.assert_allclose(paths["conditional"][:, -1] - z, [[0, 2.0, 0], [0, 2.0, 0]])
+    no_step = ShiftTarget(np.array([3.0, 3.0, 0.0]), np.array([1.0, 0.0, 0.0]), conditional_step=np.zeros(3))
+    assert "conditional" not in shift_latent_paths(z, no_step, np.linspace(0, 1, 3))[0]
+
+
+def test_progress_of_real_says_where_the_shifted_faces_land_between_real_starts_and_real_smiles():
+    from facevae.metrics.expression_shift import ShiftReferences, _reach
+
+    ref = ShiftReferences(start_input=-0.1, start_recon=0.1, smiling_recon=0.6, smiling_input=0.7)
+    assert _reach(0.5, ref) == pytest.approx(0.75)  # (0.5 + 0.1) / (0.7 + 0.1)
+    assert _reach(0.5, ShiftReferences(start_input=0.0, start_recon=0.0)) is None

@@ -8,6 +8,7 @@
     python -m facevae.bench results    [--epochs 5] [--seeds 0 1 2]
     python -m facevae.bench evaluate   --ckpt PATH [--n-samples 1000] [--output-dir DIR] [--set KEY=VALUE]
     python -m facevae.bench features   [--n 1000]
+    python -m facevae.bench defaults   [--jobs 2] [--only WORD ...]
 
 extraction: decoding and face extraction against realtime (extraction.py). alignment: each `data.extraction.align`
 method's accuracy and steadiness against the demo's true eye positions, and its cost (alignment.py). train: images/s of
@@ -15,7 +16,8 @@ a bare eager step, a bare compiled step, the full train.py loop and a DataLoader
 experiment's fit time (training.py). sweep: a beta sweep as jobs side by side and as one stacked model, against one run
 (sweep.py). results: the validation loss with each speed switch on and off, beside the run-to-run noise (results.py).
 evaluate: evaluate.py's time on one checkpoint, section by section (evaluation.py). features: not a timing but a
-measurement, how each candidate feature space for the sample-quality scores ranks flawed sample sets (features.py). The
+measurement, how each candidate feature space for the sample-quality scores ranks flawed sample sets (features.py).
+defaults: the candidate defaults of `make train` trained and evaluated side by side (defaults.py). The
 sections that train take the data as train.py does (--video, --cache-dir; the built-in demo by default), take train.py
 overrides for every run they time (--set KEY=VALUE) and time on the GPU when there is one. Tests check behaviour, never
 speed: these tables are the record, kept in the README's Performance section.
@@ -117,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="an evaluate.py override (repeatable)",
     )
     evaluation.set_defaults(run="evaluation:bench_evaluate")
+
+    defaults = sections.add_parser("defaults", help="the candidate defaults of make train, trained and evaluated")
+    data_arguments(defaults)
+    defaults.add_argument("--jobs", type=int, default=2, help="candidates trained at once, one thread each")
+    defaults.add_argument("--only", nargs="+", default=[], help="candidates whose name holds one of these words")
+    defaults.set_defaults(run="defaults:bench_defaults")
 
     features = sections.add_parser("features", help="which feature space ranks flawed sample sets correctly")
     data_arguments(features)

@@ -23,7 +23,7 @@ from facevae.metrics.expression_shift import ShiftPath, ShiftResult, path_measur
 from facevae.metrics.pixel_scorers import ImageScorer, fit_factor_regressors, fit_smile_classifier, fit_smile_regressor
 from facevae.metrics.smiles import edit_direction
 from facevae.models.inference import decode_latents, decode_paths, reconstruct
-from facevae.models.latent_paths import ShiftTarget, latent_directions, shift_latent_paths
+from facevae.models.latent_paths import ShiftTarget, factor_steps, latent_directions, shift_latent_paths
 from facevae.plots.expression_shift import expression_shift_figure
 
 DEFAULT_STEPS = np.linspace(0.0, 1.0, 7)
@@ -112,7 +112,12 @@ def shift_toward_smiles(ev: Evaluation, sets: SmileSets, starts: np.ndarray) -> 
         y = np.r_[np.ones(len(smile_images)), np.zeros(len(negatives))]
         scorer = fit_smile_classifier(images, y, np.r_[smile_groups, groups[negatives]])
     nuisance, nuisance_names = _pose_and_light(dm)
-    target = ShiftTarget(centroid_smile, normal, latent_directions(mu[train], nuisance[train]))
+    target = ShiftTarget(
+        centroid_smile,
+        normal,
+        latent_directions(mu[train], nuisance[train]),
+        conditional_step=_smile_step(dm, labels, mu, nuisance, train),
+    )
     rng = np.random.default_rng(int(cfg.seed))
     starts = np.sort(rng.choice(starts, size=min(cfg.shift_frames, len(starts)), replace=False))
     result = expression_shift(
@@ -131,6 +136,27 @@ def shift_toward_smiles(ev: Evaluation, sets: SmileSets, starts: np.ndarray) -> 
         result.extra["shift_conditional_keeps"] = nuisance_names
     result.extra["shift_start_frames"] = dm.data.frames["frame"].to_numpy()[starts].tolist()  # which frames moved
     return result.metrics()
+
+
+# Fewer training frames of either kind than this and the regression's smile column is mostly noise: the conditional
+# path then projects the other factors' directions out of the normal instead.
+MIN_FRAMES_FOR_STEP = 20
+
+
+def _smile_step(dm, labels: sl.SmileLabels, mu: np.ndarray, nuisance: np.ndarray, train: np.ndarray):
+    """The step a smile makes in the codes with pose and light held fixed: the smile column of the regression of
+    the training codes on smile and the other factors (or their proxies), times the gap in smile between the
+    smiling frames and the others. The smile is the data's smile factor when it has one, else the video's own
+    labels (1 smiling, 0 not); None when too few training frames are labelled either way."""
+    rows = train[labels.labels[train] >= 0]
+    smiling = labels.labels[rows] == 1
+    if min(smiling.sum(), (~smiling).sum()) < MIN_FRAMES_FOR_STEP:
+        return None
+    names = dm.factor_names
+    smile = dm.data.factors()[:, names.index("smile")] if "smile" in names else labels.labels.astype(np.float64)
+    gap = smile[rows][smiling].mean() - smile[rows][~smiling].mean()
+    steps = factor_steps(mu[rows], np.column_stack([smile[rows], nuisance[rows]]))
+    return steps[0] * gap
 
 
 def _pose_and_light(dm: FaceCropDataModule) -> tuple[np.ndarray, list[str]]:

@@ -3,7 +3,8 @@
 Every measure compares the decoded end of a path (t=1) with its decoded start (t=0, the reconstruction) rather than
 with the input, so the model's reconstruction error does not count as change. The references: the same scorer on
 the start frames' and the real smiles' reconstructions (how far a shift should go: `shift_smile_progress` is the
-share of that way it went), on the real crops (`_of_real`), and the pixel change outside the mouth (a smile changes
+share of that way it went), on the real crops (`_of_real`: where the shifted faces land between the real start
+frames and the real smiles), and the pixel change outside the mouth (a smile changes
 the mouth, not the rest: `mouth_mask`). Sullivan, "Analysis and Modification of Encoded Single User Facial
 Expression Data", section 2.2; the paths are facevae.models.latent_paths', the judges facevae.metrics.pixel_scorers'.
 """
@@ -51,6 +52,12 @@ def _region_change(images: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
 def _progress(gain: float, span: float | None) -> float | None:
     """The gain as a share of the way from the start frames' reconstructions to the real smiles' reconstructions."""
     return gain / span if span else None
+
+
+def _reach(end_score: float, reference: ShiftReferences) -> float | None:
+    """Where the shifted faces' score lands between the real start frames (0) and the real smiles (1)."""
+    span = reference.real_span
+    return (end_score - reference.start_input) / span if span else None
 
 
 @dataclass
@@ -105,8 +112,9 @@ class PathMeasures:
     """What changed along one kind of path from t=0 to t=1, averaged over the start frames.
 
     smile_gain: the scorer's mean at t=1 minus at t=0; smile_progress: as a share of the way from the start frames'
-    reconstructions to the real smiles' reconstructions; smile_progress_of_real: of the way from the real start
-    frames to the real smiles (what the decoder loses counts against it). mouth_change, outside_mouth_change: mean
+    reconstructions to the real smiles' reconstructions; smile_progress_of_real: where the scorer's mean at t=1
+    lands on the way from the real start frames (0) to the real smiles (1), so what the decoder loses of a smile
+    counts against it. mouth_change, outside_mouth_change: mean
     |pixel change| (0-1) inside and outside `mouth_mask`, and their ratio. cascade_*: the same for the independent
     measure (None without one). other_factor_change[_sd]: {factor: mean |change| of its regressor's value[, in
     standard deviations]} (None without regressors).
@@ -160,7 +168,7 @@ def path_measures(
         outside,
         mouth / outside if outside > 0 else None,
         _progress(gain, reference.score_span),
-        _progress(gain, reference.real_span),
+        _reach(float(score[:, -1].mean()), reference),
     )
     if cascade is not None:
         votes = _scores(cascade, images[:, [0, -1]])

@@ -230,18 +230,38 @@ def shift_paths(
     return z[:, None, :] + t * length * unit[None, None, :]
 
 
+def factor_steps(z: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """How far the codes z (N x D) move per unit of each column of `values` (N x K) with the other columns held
+    fixed: the coefficients of the least-squares regression of z on all the columns at once -> K x D.
+
+    Unlike `latent_directions`, a column is not credited with what another one that happens to move with it does:
+    in a few minutes of video the smiles fall, by chance, on brighter or lower stretches, and the smile's own
+    column then keeps only its own share. Row k times a change of column k is a conditional edit in the sense of
+    Shen et al. 2020 (InterFaceGAN, section 2.2): the change that column makes with the others as they were.
+    """
+    z, values = np.asarray(z, np.float64), np.asarray(values, np.float64)
+    if values.ndim != 2 or len(values) != len(z) or len(z) <= values.shape[1] + 1:
+        raise ValueError(f"need more rows than columns + 1 in values {values.shape} for codes {z.shape}")
+    design = values - values.mean(axis=0)
+    coef, *_ = np.linalg.lstsq(design, z - z.mean(axis=0), rcond=None)
+    return coef
+
+
 @dataclass
 class ShiftTarget:
-    """Where the paths go: the smiles' centroid, the smile classifier's unit normal, and the other factors'
-    directions (K x D, `latent_directions`) for the conditional path (None: no conditional path)."""
+    """Where the paths go: the smiles' centroid, the smile classifier's unit normal, and for the conditional path
+    either the step a smile makes with the other factors held fixed (D, `factor_steps` times the gap in smile
+    between the groups) or the other factors' directions (K x D, `latent_directions`) to project out of the normal
+    (neither: no conditional path)."""
 
     centroid_smile: np.ndarray
     normal: np.ndarray
     others: np.ndarray | None = None
+    conditional_step: np.ndarray | None = None
 
     def directions(self) -> dict[str, np.ndarray]:
         kinds = {"normal": np.asarray(self.normal, np.float64)}
-        if self.others is not None and len(self.others):
+        if self.conditional_step is None and self.others is not None and len(self.others):
             try:
                 kinds["conditional"] = conditional_direction(self.normal, self.others)
             except ValueError as err:  # as many other directions as latents (a small model): no conditional edit
@@ -256,6 +276,10 @@ def shift_latent_paths(mu_start: np.ndarray, target: ShiftTarget, steps: np.ndar
     for kind, direction in target.directions().items():
         lengths[kind] = separation_along(direction, target.centroid_smile, mu_start)
         paths[kind] = shift_paths(mu_start, steps=steps, direction=direction, length=lengths[kind])
+    step = None if target.conditional_step is None else np.asarray(target.conditional_step, np.float64)
+    if step is not None and np.linalg.norm(step) > 0:
+        lengths["conditional"] = np.full(len(mu_start), np.linalg.norm(step))
+        paths["conditional"] = shift_paths(mu_start, steps=steps, direction=step, length=lengths["conditional"])
     equal = np.min(np.stack(list(lengths.values())), axis=0)  # the same distance from the start on every kind
     at_equal = {}
     for kind, length in lengths.items():

@@ -71,7 +71,7 @@ def expression_shift_figure(
 PATH_TITLES = {
     "centroid": "toward the smiling centroid: z + t (c_smile - z)",
     "normal": "along the smile normal n: z + t s n,\ns = (c_smile - z)·n",
-    "conditional": "along n with pose and light projected out\n(conditional edit)",
+    "conditional": "the smile with pose and light held fixed\n(conditional edit)",
 }
 
 
@@ -84,7 +84,7 @@ def _path_title(result: dict, kind: str) -> str:
     of_real = result.get(f"shift_smile_progress_of_real{suffix}")
     # shift_smile_progress is measured between reconstructions (start to smiling); the real crops are farther.
     way = f", {100 * progress:.0f}% of the way to reconstructed smiles" if progress is not None else ""
-    way += f" ({100 * of_real:.0f}% to real ones)" if of_real is not None else ""
+    way += f"\n(lands {100 * of_real:.0f}% of the way from real starts to real smiles)" if of_real is not None else ""
     return (
         f"{PATH_TITLES[kind]}\nlength {result['shift_path_length'][kind]:.2f}; smile score "
         f"{result[f'shift_smile_gain{suffix}']:+.2f}{way}"
@@ -116,7 +116,7 @@ def _shift_verdict(result: dict, kinds: list[str]) -> str:
     )
     equal = ", ".join(f"{k} {v:+.2f}" for k, v in result["shift_smile_gain_equal_distance"].items())
     return (
-        f"{_smiles_or_not(result, kinds)}\n"
+        f"{smiles_verdict(result, kinds)}\n"
         "Shifting held-out non-smiling faces toward a smile in the VAE's latent space (each tile decoded at step t)\n"
         f"mean |pixel change| from t=0 to 1 (0-1 pixels): {changes}\n"
         f"smile score gained at the same distance ({result['shift_equal_distance']:.2f}) on every path: {equal}"
@@ -131,8 +131,8 @@ SMILES_PROGRESS, SMILES_MOUTH_RATIO = 0.8, 2.0
 SMILE_GAP = 0.05
 
 
-def _smiles_or_not(result: dict, kinds: list[str]) -> str:
-    """The verdict, from the path that went furthest toward the smiles."""
+def smiles_verdict(result: dict, kinds: list[str]) -> str:
+    """The verdict: the first path that makes the faces smile, else the one that went furthest toward the smiles."""
     progress = {k: result.get(f"shift_smile_progress{SUFFIX[k]}") for k in kinds}
     progress = {k: v for k, v in progress.items() if v is not None and v == v}
     if not progress:
@@ -143,10 +143,13 @@ def _smiles_or_not(result: dict, kinds: list[str]) -> str:
             f"NO VERDICT: the model reconstructs smiling and non-smiling faces alike (smile score {smiling:.2f} "
             f"against {start:.2f}): there is no learnt smile to move toward"
         )
-    best = max(progress, key=progress.get)
-    ratio = result[f"shift_mouth_ratio{SUFFIX[best]}"]
-    said = f"{best} path: {progress[best]:.0%} of the way to the reconstructed smiles, mouth {ratio:.1f}x the rest"
-    if progress[best] >= SMILES_PROGRESS and ratio >= SMILES_MOUTH_RATIO:
+    ratio = {k: result.get(f"shift_mouth_ratio{SUFFIX[k]}") or 0.0 for k in progress}
+    smile = [k for k in progress if progress[k] >= SMILES_PROGRESS and ratio[k] >= SMILES_MOUTH_RATIO]
+    best = smile[0] if smile else max(progress, key=progress.get)
+    said = (
+        f"{best} path: {progress[best]:.0%} of the way to the reconstructed smiles, mouth {ratio[best]:.1f}x the rest"
+    )
+    if smile:
         return f"THE FACES SMILE ({said})"
     if progress[best] >= 0.3:
         return f"PARTLY: the faces move toward a smile and fall short ({said}; a smile: >= 80%, >= 2x)"
