@@ -3,6 +3,7 @@ score along them; the title says what each path did to the mouth and to the rest
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,8 @@ def expression_shift_figure(
         for spine in ax.spines.values():
             spine.set_visible(False)
     _score_plot(fig.add_subplot(grid[0, len(widths) - 1].subgridspec(6, 1)[1:5, 0]), result, steps, kinds)
-    fig.suptitle(_shift_verdict(metrics, kinds) + (f"\n{note}" if note else ""), fontsize=12)
+    wrapped = "\n".join(textwrap.wrap(note, 160)) if note else ""
+    fig.suptitle(_shift_verdict(metrics, kinds) + (f"\n{wrapped}" if note else ""), fontsize=12)
     return save_figure(fig, path, dpi=100)
 
 

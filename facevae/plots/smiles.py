@@ -3,6 +3,7 @@ with what would show that the latents encode smiling."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +90,8 @@ def smiles_latent_figure(
         (f"{grouping_verdict(scores)}\n" if scores else "")
         + f"Where {n_smile} smiling frames (orange triangles) sit among {n_other} other frames in the "
         f"{embedding.latent_dim}-D latent space (encoder means)\nif the latents encode smiling, the triangles gather "
-        "apart from the dots and the two centroids (crosses) are far apart" + (f"\n{note}" if note else ""),
+        "apart from the dots and the two centroids (crosses) are far apart"
+        + ("\n" + "\n".join(textwrap.wrap(note, 130)) if note else ""),
         fontsize=12,
     )
     return save_figure(fig, path, dpi=110)
