@@ -49,7 +49,7 @@ def test_compare_writes_one_row_per_checkpoint_with_the_shared_measures(compared
     with (out / "compare.csv").open() as f:
         vae, wgan = list(csv.DictReader(f))
     assert (vae["model"], wgan["model"]) == ("beta-VAE", "WGAN-GP")
-    assert vae["latent_dim"] == wgan["latent_dim"] == "32" and vae["beta"] == "1.0" and wgan["beta"] == "—"
+    assert vae["latent_dim"] == wgan["latent_dim"] == "32" and vae["beta"] == "2.0" and wgan["beta"] == "—"
     for row in (vae, wgan):
         assert all(0 <= float(row[k]) < 1e3 for k in SHARED_MEASURES if not k.endswith("_ci"))
         for key in (k for k in SHARED_MEASURES if k.endswith("_ci")):  # an interval, [low, high]

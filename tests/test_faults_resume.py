@@ -161,7 +161,7 @@ def one_epoch(tmp_path_factory, long_clip) -> Path:
             ("trained with model.net.latent_dim=32, not 8", "resume with model.net.latent_dim=32"),
         ),
         (["model.net.channels=[16,16,32,32]"], ("model.net.channels=[32,32,64,64]",)),
-        (["model.learn_sigma=true"], ("model.learn_sigma=false",)),
+        (["model.learn_sigma=true"], ("model.learn_sigma=optimal",)),
         (["seed=1"], ("trained with seed=0, not 1",)),
         (["data.loader.batch_size=4"], ("data.loader.batch_size=8",)),
         (["data.extraction.crop_scale=0.9"], ("crop cache", "resume with the data it was trained on")),
@@ -201,7 +201,7 @@ def test_a_resume_on_another_video_is_refused(one_epoch, tmp_path, demo_clip):
 def test_a_resume_with_a_changed_beta_goes_on_and_says_so(one_epoch, tmp_path, long_clip, caplog):
     cfg = make_train_cfg(tmp_path, long_clip, f"ckpt_path={one_epoch}", "trainer.max_epochs=2", "model.beta=4")
     check_config(cfg, "train")
-    assert "model.beta=1.0 -> 4" in caplog.text
+    assert "model.beta=2.0 -> 4" in caplog.text
 
 
 def test_the_command_line_refuses_a_wrong_resume_in_one_line(one_epoch, tmp_path, long_clip):
