@@ -69,3 +69,33 @@ def test_the_evaluation_and_feature_sections_parse_and_time_each_log_line():
     timer.close_section()
     assert [name for name, _, _ in timer.rows] == ["start", "reconstruction", "samples"]
     assert all(wall >= 0 and cpu >= 0 for _, wall, cpu in timer.rows)
+
+
+def test_the_defaults_section_parses_and_its_table_reads_each_candidates_scores():
+    from facevae.bench.defaults import CANDIDATES, table
+
+    args = build_parser().parse_args(["defaults", "--jobs", "1", "--only", "learned"])
+    assert args.run == "defaults:bench_defaults" and args.jobs == 1 and args.only == ["learned"]
+    # Every candidate spells out what it compares, so the table stays right whatever the defaults are.
+    assert all(any(o.startswith("model.optimizer.lr=") for o in overrides) for overrides in CANDIDATES.values())
+    metrics = {
+        "val_psnr": 32.5,
+        "psnr": 31.0,
+        "psnr_mean_face": 18.1,
+        "sample_precision": 0.42,
+        "sample_precision_real": 0.43,
+        "sample_recall": 0.74,
+        "sample_recall_real": 0.69,
+        "smile_auc": 0.998,
+        "smile_knn_purity": 0.98,
+        "smile_knn_purity_chance": 0.55,
+        "shift_smile_gain": 0.8,
+        "shift_smile_progress": 1.2,
+        "shift_mouth_ratio": 1.1,
+        "shift_smile_gain_conditional": 0.7,
+        "shift_smile_progress_conditional": 1.03,
+        "shift_mouth_ratio_conditional": 2.8,
+    }
+    row = table([("lr 1e-3, learned sigma, beta 2", metrics, 419.0)]).splitlines()[-1]
+    assert "| 32.50 | 31.00 (18.10) | 0.42 (0.98x) | 0.74 (1.07x) | 0.998 | 0.98 (0.55) |" in row
+    assert "THE FACES SMILE (conditional path: 103%" in row and row.endswith("| 419 |")
