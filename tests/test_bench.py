@@ -99,3 +99,12 @@ def test_the_defaults_section_parses_and_its_table_reads_each_candidates_scores(
     row = table([("lr 1e-3, learned sigma, beta 2", metrics, 419.0)]).splitlines()[-1]
     assert "| 32.50 | 31.00 (18.10) | 0.42 (0.98x) | 0.74 (1.07x) | 0.998 | 0.98 (0.55) |" in row
     assert "THE FACES SMILE (conditional path: 103%" in row and row.endswith("| 419 |")
+
+
+def test_the_shift_test_compares_the_larger_shift_with_the_smile_in_crops_or_codes():
+    from facevae.bench.alignment import _shift_distances
+
+    neutral = np.zeros(4)
+    moments = [[neutral, neutral + 2.0, neutral + 0.5, neutral + 1.0], [neutral, neutral + 4.0, neutral, neutral]]
+    assert _shift_distances(moments) == (0.5, 3.0)  # shifts: max(0.5, 1) and 0; smiles: 2 and 4
+    assert build_parser().parse_args(["alignment", "--ckpt", "m.ckpt"]).ckpt == "m.ckpt"

@@ -1,7 +1,7 @@
 """`python -m facevae.bench SECTION`: how fast the pipeline runs on this machine, printed as markdown tables.
 
     python -m facevae.bench extraction [--video PATH] [--seconds 300] [--repeat 1]
-    python -m facevae.bench alignment  [--frames 240] [--seed 5]
+    python -m facevae.bench alignment  [--frames 240] [--seed 5] [--ckpt PATH]
     python -m facevae.bench train      [--batch-sizes 64 1024] [--steps 20] [--epochs 10] [--fit-epochs 3]
                                        [--profile]
     python -m facevae.bench sweep      [--betas 1 2 4 8 16] [--n-jobs 5] [--epochs 3] [--batch-sizes 64 1024]
@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     alignment = sections.add_parser("alignment", help="face alignment against the demo's true eye positions")
     alignment.add_argument("--frames", type=int, default=240, help="demo frames rendered at 7.5 fps")
     alignment.add_argument("--seed", type=int, default=5, help="the demo's factor seed")
+    alignment.add_argument("--ckpt", help="also the shift test in this checkpoint's codes (its training's alignment)")
     alignment.set_defaults(run="alignment:bench_alignment")
 
     train = sections.add_parser("train", help="images/s: bare eager and compiled steps, train.py, a DataLoader")
