@@ -3,8 +3,9 @@
 Sullivan, "Analysis and Modification of Encoded Single User Facial Expression Data", section 2.2: "we will
 interpolate from other data points to the center of the smiling data points in order to, hopefully, get a nice
 facial expression shift." Three kinds of path start at the code z of a non-smiling frame
-(facevae.models.latent_paths): to the smiling centroid, along the normal of a linear smile classifier, and along it
-with the other factors' directions projected out (InterFaceGAN's conditional edit, Shen et al. 2020). Each is
+(facevae.models.latent_paths): to the smiling centroid, along the direction from the others' centroid to the smiles',
+and by the smile's own step with pose and light held fixed (a conditional edit in the sense of InterFaceGAN, Shen et
+al. 2020: the smile's coefficient when the codes are regressed on smile and the other factors at once). Each is
 decoded and judged by pixel models fitted on real crops (facevae.metrics.pixel_scorers), not by the VAE itself;
 facevae.metrics.expression_shift says what each number means.
 """

@@ -10,8 +10,9 @@ Pure numpy on latent codes, no model: the model decodes what these return (facev
 - Traversals (Higgins et al. 2017, "beta-VAE", ICLR, figure 1): one latent swept through its range in the data
   while the others keep a typical code (`traversal_latents`, `data_ranges`, `central_code`).
 - The expression shift (Sullivan, section 2.2: "interpolate from other data points to the center of the smiling
-  data points"): paths from non-smiling codes toward the smiles, to their centroid, along the smile normal and
-  along it with the other factors' directions projected out (InterFaceGAN's conditional edit, Shen et al. 2020).
+  data points"): paths from non-smiling codes toward the smiles, to their centroid, along the smile normal, and
+  by the smile's own step with the other factors held fixed (`factor_steps`; or the normal with their directions
+  projected out: InterFaceGAN's conditional edit, Shen et al. 2020).
 """
 
 from __future__ import annotations
