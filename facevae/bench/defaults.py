@@ -15,19 +15,15 @@ import argparse
 import csv
 import json
 import os
-import subprocess
-import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from facevae.bench import data_overrides
 from facevae.bench.machine import describe_machine
+from facevae.bench.sweep import run_script, run_train
 from facevae.metrics.expression_shift import SUFFIX
 from facevae.plots.expression_shift import smiles_verdict
-
-ROOT = Path(__file__).resolve().parents[2]
 
 # name -> train.py overrides, each spelled out so the table stays right whatever the defaults are. The first is the
 # seed paper's optimiser (Adam at 1e-4) with a fixed decoder sigma.
@@ -72,16 +68,11 @@ def bench_defaults(args: argparse.Namespace) -> None:
 
 def train_and_evaluate(folder: Path, overrides: list[str], threads: str) -> tuple[dict, float]:
     """(evaluate.py's metrics, train.py's wall seconds) for one candidate; its folders live under `folder`."""
-    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "WANDB_MODE": "disabled"}
-    start = time.perf_counter()
-    run = folder / "run"
-    command = [sys.executable, "train.py", f"hydra.run.dir={run}", "test=false", *overrides]
-    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
-    seconds = time.perf_counter() - start
+    env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "WANDB_MODE": "disabled"}
+    run, out = folder / "run", folder / "evaluation"
+    seconds = run_train([f"hydra.run.dir={run}", "test=false", *overrides], env)
     ckpt = next((run / "checkpoints").glob("best-*.ckpt"))
-    out = folder / "evaluation"
-    command = [sys.executable, "evaluate.py", f"ckpt_path={ckpt}", f"output_dir={out}", "wandb=false", ANALYSES]
-    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
+    run_script("evaluate.py", [f"ckpt_path={ckpt}", f"output_dir={out}", "wandb=false", ANALYSES], env)
     metrics = json.loads((out / "metrics.json").read_text())
     metrics["val_psnr"] = _val_psnr(run)
     return metrics, seconds

@@ -107,15 +107,22 @@ def stacked_loop(
     return images_per_s * k
 
 
-def run_train(overrides: list[str]) -> float:
+def run_train(overrides: list[str], extra_env: dict[str, str] | None = None) -> float:
     """Wall seconds of `python train.py OVERRIDES`, as a separate process, as a user runs it."""
+    return run_script("train.py", overrides, extra_env)
+
+
+def run_script(script: str, overrides: list[str], extra_env: dict[str, str] | None = None) -> float:
+    """Wall seconds of `python SCRIPT OVERRIDES` (train.py, evaluate.py), as a separate process; one line naming the
+    command and its last output line if it fails. `extra_env` adds to (or replaces in) the environment."""
     env = {**os.environ, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"), "WANDB_SILENT": "true"}
+    env.update(extra_env or {})
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *overrides], cwd=Path.cwd(), env=env, capture_output=True, text=True
+        [sys.executable, str(ROOT / script), *overrides], cwd=Path.cwd(), env=env, capture_output=True, text=True
     )
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise FaceVAEError(f"train.py {' '.join(overrides)} failed: {tail[0]}")
+        raise FaceVAEError(f"{script} {' '.join(overrides)} failed: {tail[0]}")
     return seconds

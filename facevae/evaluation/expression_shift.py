@@ -113,12 +113,10 @@ def shift_toward_smiles(ev: Evaluation, sets: SmileSets, starts: np.ndarray) -> 
         y = np.r_[np.ones(len(smile_images)), np.zeros(len(negatives))]
         scorer = fit_smile_classifier(images, y, np.r_[smile_groups, groups[negatives]])
     nuisance, nuisance_names = _pose_and_light(dm)
-    target = ShiftTarget(
-        centroid_smile,
-        normal,
-        latent_directions(mu[train], nuisance[train]),
-        conditional_step=_smile_step(dm, labels, mu, nuisance, train),
-    )
+    step = _smile_step(dm, labels, mu, nuisance, train)
+    # Without the smile's own step (too few labelled frames), the conditional path projects pose and light out.
+    others = latent_directions(mu[train], nuisance[train]) if step is None else None
+    target = ShiftTarget(centroid_smile, normal, others, conditional_step=step)
     rng = np.random.default_rng(int(cfg.seed))
     starts = np.sort(rng.choice(starts, size=min(cfg.shift_frames, len(starts)), replace=False))
     result = expression_shift(
